@@ -1,0 +1,56 @@
+"""GenBiasEval and GenHintEval as lm-evaluation-harness tasks.
+
+lm_eval --tasks genbiaseval,genhinteval --include_path "$(lftf-tasks-path)" ...
+lftf-eval --tasks genbiaseval,genhinteval,mmlu ...          # same, path added for you
+
+from lftf_tasks import task_manager
+lm_eval.simple_evaluate(model=..., tasks=["genbiaseval"], task_manager=task_manager())
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+TASKS_DIR = Path(__file__).parent / "tasks"
+DATA_DIR = Path(__file__).parent / "data"
+TASK_NAMES = (
+    "genbiaseval",
+    "genbiaseval_word",
+    "genbiaseval_phrase",
+    "genbiaseval_sentence",
+    "genbiaseval_dev",
+    "genbiaseval_word_dev",
+    "genbiaseval_phrase_dev",
+    "genbiaseval_sentence_dev",
+    "genhinteval",
+)
+
+
+def include_path() -> str:
+    """The folder to pass to lm-eval's ``--include_path``."""
+    return str(TASKS_DIR)
+
+
+def include_paths(user_paths: str | list[str] | None = None) -> list[str]:
+    """Our task folder followed by the user's own (a path, an os.pathsep list, or a list).
+
+    lm-eval lets later folders override earlier ones, so a user's task of the same name wins.
+    """
+    if user_paths is None:
+        user_paths = []
+    elif isinstance(user_paths, str):
+        user_paths = [p for p in user_paths.split(os.pathsep) if p]
+    for path in user_paths:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"--include_path {path!r} is not a directory")
+    return [include_path(), *user_paths]
+
+
+def task_manager(include_path: str | list[str] | None = None, **kwargs):
+    """An ``lm_eval.tasks.TaskManager`` that knows our tasks besides lm-eval's own."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_paths(include_path), **kwargs)
