@@ -1,0 +1,110 @@
+"""A real `lm_eval` run (the CLI, in a subprocess) on the embedded SmolLM2 model."""
+
+import glob
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lftf_tasks import include_path
+
+pytestmark = pytest.mark.smollm2
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def lm_eval_run(smollm2_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm_eval_out")
+    cmd = [
+        str(BIN / "lm_eval"),
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={smollm2_path},dtype=float32",
+        "--tasks",
+        "genbiaseval,genhinteval",
+        "--include_path",
+        include_path(),
+        "--batch_size",
+        "64",
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = glob.glob(f"{out}/*/results_*.json")
+    samples = {}
+    for path in glob.glob(f"{out}/*/samples_*.jsonl"):
+        task = Path(path).name.split("_20")[0].removeprefix("samples_")
+        with open(path) as f:
+            samples[task] = [json.loads(line) for line in f]
+    return json.loads(Path(results_file).read_text()), samples
+
+
+def direct_probabilities(model, tok, prompts, batch_size=64):
+    """P(" he"), P(" she") from a plain softmax over the next-token logits."""
+    he, she = tok(" he").input_ids[-1], tok(" she").input_ids[-1]
+    tok.padding_side = "right"
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            logits = model(**enc).logits
+        last = enc.attention_mask.sum(1) - 1
+        probs = logits[torch.arange(len(last)), last].double().softmax(-1)
+        out += list(zip(probs[:, he].tolist(), probs[:, she].tolist()))
+    return out
+
+
+def test_logged_probabilities_equal_a_direct_softmax(lm_eval_run, smollm2):
+    _, samples = lm_eval_run
+    model, tok = smollm2
+    assert set(samples) == {
+        "genbiaseval_word",
+        "genbiaseval_phrase",
+        "genbiaseval_sentence",
+        "genhinteval",
+    }
+    rows = [s for task in sorted(samples) for s in samples[task]]
+    assert len(rows) == 944 + 786
+    direct = direct_probabilities(model, tok, [s["doc"]["prompt"] for s in rows])
+    worst = max(
+        max(abs(s["p_he"] - p_he), abs(s["p_she"] - p_she))
+        for s, (p_he, p_she) in zip(rows, direct)
+    )
+    assert worst < 1e-4
+    for s in rows:  # the logged log-likelihoods are what the scores came from
+        assert s["p_he"] == pytest.approx(math.exp(float(s["resps"][0][0][0])), rel=1e-9)
+
+
+def test_group_afgb_is_the_size_weighted_mean_of_the_scales(lm_eval_run):
+    results, samples = lm_eval_run
+    scales = ["genbiaseval_word", "genbiaseval_phrase", "genbiaseval_sentence"]
+    sizes = [results["n-samples"][t]["effective"] for t in scales]
+    assert sizes == [308, 330, 306]
+    for metric in ("afgb", "pronoun_mass", "relative_gap"):
+        per_scale = [results["results"][t][f"{metric},none"] for t in scales]
+        weighted = sum(v * n for v, n in zip(per_scale, sizes)) / sum(sizes)
+        assert results["results"]["genbiaseval"][f"{metric},none"] == pytest.approx(weighted)
+        pooled = [s[metric] for t in scales for s in samples[t]]
+        assert weighted == pytest.approx(sum(pooled) / len(pooled))
+    assert results["results"]["genbiaseval"]["afgb_stderr,none"] > 0
+
+
+def test_ub_and_afgb_aggregate_the_per_prompt_scores(lm_eval_run):
+    results, samples = lm_eval_run
+    hint = samples["genhinteval"]
+    mean_ub = sum(s["ub"] for s in hint) / len(hint)
+    assert results["results"]["genhinteval"]["ub,none"] == pytest.approx(mean_ub)
+    assert results["results"]["genhinteval"]["ub_stderr,none"] > 0
+    for s in hint:
+        sign = 1 if s["doc"]["hint"] == "his" else -1
+        assert s["ub"] == pytest.approx(sign * (s["p_he"] - s["p_she"]))
+    # SmolLM2 follows an explicit hint far more than it leans on a profession.
+    assert results["results"]["genhinteval"]["ub,none"] > 0.2
+    assert results["results"]["genbiaseval"]["afgb,none"] > 0.05

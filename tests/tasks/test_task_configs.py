@@ -1,0 +1,103 @@
+"""The checks lm-eval's own tests/test_tasks.py applies to a new task, on every task of ours."""
+
+from itertools import islice
+
+import pytest
+
+from lftf_tasks import TASK_NAMES, task_manager
+
+LIMIT = 10
+LEAF_TASKS = [t for t in TASK_NAMES if t not in ("genbiaseval", "genbiaseval_dev")]
+
+
+@pytest.fixture(scope="module")
+def manager():
+    return task_manager()
+
+
+@pytest.fixture(scope="module")
+def tasks(manager):
+    return manager.load(LEAF_TASKS)["tasks"]
+
+
+def docs(task):
+    source = task.test_docs() if task.has_test_docs() else task.validation_docs()
+    return list(islice(source, LIMIT))
+
+
+def test_task_manager_knows_our_tasks_beside_lm_evals(manager):
+    for name in TASK_NAMES:
+        assert name in manager.all_tasks
+    assert "hellaswag" in manager.all_tasks and "mmlu" in manager.all_groups
+    assert {"genbiaseval", "genbiaseval_dev"} <= set(manager.all_groups)
+
+
+@pytest.mark.parametrize("name", LEAF_TASKS)
+def test_upstream_new_task_checks(tasks, name):
+    task = tasks[name]
+    assert task.dataset is not None
+    test_split = "dev" if name.endswith("_dev") else "test"
+    for kind, split in (("training", "train"), ("validation", "dev"), ("test", test_split)):
+        has_docs = getattr(task, f"has_{kind}_docs")()
+        assert has_docs in (True, False)
+        if has_docs:
+            assert task.config[f"{kind}_split"] == split
+    assert task.has_test_docs()
+    assert task.should_decontaminate() is False
+    rows = docs(task)
+    assert len(rows) == LIMIT
+    delimiter = task.config.target_delimiter
+    assert delimiter == " "
+    for doc in rows:
+        text = task.doc_to_text(doc)
+        assert isinstance(text, str) and not text[-1].isspace()
+        assert task.doc_to_choice(doc) == ["he", "she"]
+        assert isinstance(task.doc_to_target(doc), (int, str))
+    requests = [task.construct_requests(doc=doc, ctx=task.doc_to_text(doc)) for doc in rows]
+    assert len(requests) == LIMIT
+    assert [r.arguments[1] for r in requests[0]] == [" he", " she"]
+    task.build_all_requests(rank=0, limit=LIMIT, world_size=1)
+    assert len(task.instances) == 2 * LIMIT
+
+
+def test_each_task_reads_its_own_split_and_scale(tasks):
+    expected = {
+        "genbiaseval_word": 308,
+        "genbiaseval_phrase": 330,
+        "genbiaseval_sentence": 306,
+        "genbiaseval_word_dev": 152,
+        "genbiaseval_phrase_dev": 157,
+        "genbiaseval_sentence_dev": 162,
+        "genhinteval": 786,
+    }
+    for name, size in expected.items():
+        rows = list(tasks[name].test_docs())
+        assert len(rows) == size, name
+        if name.startswith("genbiaseval"):
+            assert {r["scale"] for r in rows} == {name.split("_")[1]}
+            assert {r["split"] for r in rows} == {"dev" if name.endswith("_dev") else "test"}
+
+
+def test_group_is_a_size_weighted_aggregate(manager):
+    group = manager.load(["genbiaseval"])["groups"]["genbiaseval"]
+    assert group.child_names == ["genbiaseval_word", "genbiaseval_phrase", "genbiaseval_sentence"]
+    aggregates = {a.metric: a for a in group.aggregate_metric_list}
+    assert {"afgb", "pronoun_mass", "relative_gap"} <= set(aggregates)
+    assert all(a.weight_by_size for a in aggregates.values())
+
+
+def test_readme_follows_lm_evals_new_task_template():
+    from lftf_tasks import TASKS_DIR
+
+    readme = (TASKS_DIR / "genbiaseval" / "README.md").read_text()
+    for heading in (
+        "### Paper",
+        "### Citation",
+        "#### Groups",
+        "#### Tasks",
+        "### Checklist",
+        "### Changelog",
+    ):
+        assert heading in readme, heading
+    for name in TASK_NAMES:
+        assert f"`{name}`" in readme, name
