@@ -26,6 +26,7 @@ TASK_NAMES = (
     "genbiaseval_phrase_dev",
     "genbiaseval_sentence_dev",
     "genhinteval",
+    "genhinteval_dev",
 )
 
 

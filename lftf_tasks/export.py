@@ -26,6 +26,7 @@ EXPORTED = [
     "genbiaseval/train.jsonl",
     "genbiaseval/dev.jsonl",
     "genbiaseval/test.jsonl",
+    "genhinteval/dev.jsonl",
     "genhinteval/test.jsonl",
 ]
 

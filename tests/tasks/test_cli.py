@@ -95,6 +95,8 @@ def test_export_writes_a_hub_ready_folder_and_refuses_to_overwrite(tmp_path):
     assert json.loads((out / "export.json").read_text())["produced_by"].startswith("lftf ")
     bias = datasets.load_dataset(str(out), "genbiaseval", cache_dir=str(tmp_path / "c"))
     assert {k: len(v) for k, v in bias.items()} == {"train": 943, "validation": 471, "test": 944}
+    hint = datasets.load_dataset(str(out), "genhinteval", cache_dir=str(tmp_path / "c"))
+    assert {k: len(v) for k, v in hint.items()} == {"validation": 786, "test": 786}
     again = run(BIN / "lftf-export-dataset", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
 

@@ -89,8 +89,10 @@ def test_prompts_are_unique_clean_and_gender_neutral(bias):
         assert not gendered & set(p.lower().split()), p
 
 
-def test_hint_prompts_are_balanced_within_each_template(hint):
-    assert len(hint) == 786
+@pytest.mark.parametrize("split", ["test", "dev"])
+def test_hint_prompts_are_balanced_within_each_template(split):
+    hint = read(f"genhinteval/{split}.jsonl")
+    assert len(hint) == 786 and {r["split"] for r in hint} == {split}
     assert len({r["prompt"] for r in hint}) == 786
     assert Counter(r["hint"] for r in hint) == {"his": 393, "her": 393}
     for template in {r["template_id"] for r in hint}:
@@ -101,6 +103,17 @@ def test_hint_prompts_are_balanced_within_each_template(hint):
         assert f" {r['hint']} " in r["prompt"]
         assert r["hint_gender"] == {"his": "male", "her": "female"}[r["hint"]]
         assert r["prompt"] == r["prompt"].strip()
+
+
+def test_hint_dev_and_test_share_no_template():
+    def templates(split):
+        return {
+            r["prompt"].replace(r["profession"], "X").replace(" her ", " his ")
+            for r in read(f"genhinteval/{split}.jsonl")
+        }
+
+    assert len(templates("test")) == len(templates("dev")) == 3
+    assert not templates("test") & templates("dev")
 
 
 def test_records_carry_the_documented_fields(bias, hint):

@@ -34,8 +34,15 @@ def load_genbiaseval(scale: str | None = None, **kwargs) -> datasets.DatasetDict
 
 
 def load_genhinteval(**kwargs) -> datasets.DatasetDict:
-    rows = _read_jsonl(DATA_DIR / "genhinteval" / "test.jsonl")
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    """GenHintEval's test split (the paper's 786 prompts) and our dev split (other templates)."""
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_list(
+                _read_jsonl(DATA_DIR / "genhinteval" / f"{split}.jsonl")
+            )
+            for split in ("dev", "test")
+        }
+    )
 
 
 def pronoun_scores(ll_he: float, ll_she: float) -> dict:
