@@ -1,0 +1,119 @@
+"""Train from the first trained block up: the hidden state entering it is cached once.
+
+Blocks below the first trained block are frozen, so what enters it is a fixed function of
+the prompt. We record it once per prompt (a forward pre-hook that stops the forward) and
+afterwards run the model's own forward with ``inputs_embeds`` set to that state and its
+block list cut to the blocks from there up. Masks, rotary embeddings, the final norm and the
+head stay the model's own code; ``verify_prefix_cache`` checks the result against a full
+forward before training starts.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from lftf_train.blocks import decoder_layers, text_config
+from lftf_train.scoring import encode, pronoun_logprobs
+
+
+class _StopForward(Exception):
+    pass
+
+
+@torch.no_grad()
+def block_inputs(model, tokenizer, prompts: list[str], block: int, batch_size: int = 64):
+    """The hidden state entering ``block`` for each prompt: a list of (tokens, hidden)."""
+    _, _, _, layers = decoder_layers(model)
+    device = next(model.parameters()).device
+    captured = {}
+
+    def stop(module, args, kwargs):
+        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
+        raise _StopForward
+
+    handle = layers[block].register_forward_pre_hook(stop, with_kwargs=True)
+    states = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            batch = encode(tokenizer, prompts[i : i + batch_size], device)
+            try:
+                model(**batch, use_cache=False)
+            except _StopForward:
+                pass
+            for row, mask in zip(captured["hidden"], batch["attention_mask"]):
+                states.append(row[mask.bool()].detach().clone())
+    finally:
+        handle.remove()
+    return states
+
+
+@contextmanager
+def starting_at_block(model: nn.Module, block: int):
+    """Temporarily cut the model's block list (and per-layer config lists) to blocks[block:]."""
+    _, parent, attr, layers = decoder_layers(model)
+    config = text_config(model)
+    layer_types = getattr(config, "layer_types", None)
+    setattr(parent, attr, nn.ModuleList(list(layers)[block:]))
+    if isinstance(layer_types, list) and len(layer_types) == len(layers):
+        config.layer_types = layer_types[block:]
+    try:
+        yield
+    finally:
+        setattr(parent, attr, layers)
+        if isinstance(layer_types, list):
+            config.layer_types = layer_types
+
+
+def collate(states: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Left-pad cached states into inputs_embeds, attention_mask and position_ids."""
+    longest = max(s.shape[0] for s in states)
+    hidden = states[0].new_zeros(len(states), longest, states[0].shape[-1])
+    mask = torch.zeros(len(states), longest, dtype=torch.long, device=states[0].device)
+    for i, s in enumerate(states):
+        hidden[i, longest - s.shape[0] :] = s
+        mask[i, longest - s.shape[0] :] = 1
+    return {
+        "inputs_embeds": hidden,
+        "attention_mask": mask,
+        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+    }
+
+
+def last_logits_from_block(model, unwrapped, states: list[torch.Tensor], block: int):
+    """Next-token logits (batch, vocab) computed from cached states entering ``block``.
+
+    ``model`` is what to call (it may be a DDP wrapper); ``unwrapped`` is the module whose
+    block list is cut.
+    """
+    with starting_at_block(unwrapped, block):
+        out = model(**collate(states), logits_to_keep=1, use_cache=False)
+    return out.logits[:, -1]
+
+
+@torch.no_grad()
+def score_cached(model, states, block, pronoun_ids, batch_size: int = 64) -> torch.Tensor:
+    """log P(he), log P(she) for cached prompts: (n, 2)."""
+    out = []
+    for i in range(0, len(states), batch_size):
+        logits = last_logits_from_block(model, model, states[i : i + batch_size], block)
+        out.append(pronoun_logprobs(logits, pronoun_ids).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def verify_prefix_cache(model, tokenizer, prompts, states, block, pronoun_ids):
+    """Raise if training from the cache would not compute what a full forward computes."""
+    atol = 1e-4 if next(model.parameters()).dtype == torch.float32 else 5e-2
+    batch = encode(tokenizer, prompts, next(model.parameters()).device)
+    full = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
+    cached = last_logits_from_block(model, model, states, block)
+    diff = (pronoun_logprobs(full, pronoun_ids) - pronoun_logprobs(cached, pronoun_ids)).abs()
+    if diff.max().item() > atol:
+        raise RuntimeError(
+            f"prefix cache mismatch ({diff.max().item():.2e} > {atol}) for "
+            f"{type(model).__name__}: this architecture changes inputs_embeds inside its "
+            "forward; train with --naive (a full forward per step)"
+        )

@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from lftf_train.adapters import wrap_for_training
+from lftf_train.config import LFTFConfig
+from lftf_train.train import best_epoch, finetune, lftf_loss
+
+
+def test_loss_is_the_sum_of_negative_log_likelihoods_of_the_chosen_terms():
+    logp = torch.log(torch.tensor([[0.5, 0.25], [0.1, 0.4]]))
+    both = (-(math.log(0.5) + math.log(0.25)) - (math.log(0.1) + math.log(0.4))) / 2
+    assert lftf_loss(logp, ["he", "she"]).item() == pytest.approx(both)
+    assert lftf_loss(logp, ["he"]).item() == pytest.approx(-(math.log(0.5) + math.log(0.1)) / 2)
+    assert lftf_loss(logp, ["she"]).item() == pytest.approx(-(math.log(0.25) + math.log(0.4)) / 2)
+
+
+def test_loss_is_minimal_at_equal_pronoun_probabilities():
+    # -log a - log(1 - a) over the simplex edge a + b = 1: minimal at a = b = 0.5.
+    a = torch.linspace(0.01, 0.99, 99)
+    values = [lftf_loss(torch.log(torch.stack([x, 1 - x]))[None], ["he", "she"]) for x in a]
+    assert a[int(torch.stack(values).argmin())].item() == pytest.approx(0.5)
+
+
+def _train(tiny_llama, naive=False, **overrides):
+    path, _, tok = tiny_llama
+    config = LFTFConfig(**{"blocks": "2", "epochs": 2, "lr": 1e-3, "seed": 7, **overrides})
+    model = wrap_for_training(AutoModelForCausalLM.from_pretrained(path), config, config.blocks)
+    result = finetune(
+        model, tok, config, config.blocks, naive=naive, show_progress=False, log=lambda *_: None
+    )
+    return model, result
+
+
+def test_cached_prefix_losses_equal_the_naive_full_forward(tiny_llama):
+    _, cached = _train(tiny_llama)
+    _, naive = _train(tiny_llama, naive=True)
+    assert len(cached.step_losses) == len(naive.step_losses) == 2 * math.ceil(943 / 32)
+    worst = max(abs(a - b) for a, b in zip(cached.step_losses, naive.step_losses))
+    assert worst < 1e-5
+    assert cached.step_losses[-1] < cached.step_losses[0]  # it learns
+    for a, b in zip(cached.history, naive.history):
+        assert a["dev"]["afgb"] == pytest.approx(b["dev"]["afgb"], abs=1e-5)
+
+
+def test_gradients_and_optimizer_state_exist_only_for_the_trained_block(tiny_llama):
+    model, result = _train(tiny_llama, epochs=1)
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all("model.layers.2." in n for n in trained)
+    assert result.optimized_parameters == sum(p.numel() for p in trained.values())
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert all(p.grad is None for p in frozen)
+    base_block = model.base_model.model.model.layers[2].original_module
+    copy = model.base_model.model.model.layers[2].modules_to_save["default"]
+    assert not torch.equal(base_block.mlp.up_proj.weight, copy.mlp.up_proj.weight)
+
+
+def test_select_best_dev_keeps_the_epoch_with_lowest_dev_afgb(tiny_llama):
+    from lftf_train import data
+    from lftf_train.scoring import bias_scores, score_prompts
+
+    model, result = _train(tiny_llama, epochs=3, lr=3e-3, select="best_dev", min_ub_ratio=0)
+    best = min(result.history, key=lambda h: h["dev"]["afgb"])
+    assert result.best_epoch == best["epoch"]
+    _, _, tok = tiny_llama
+    dev = score_prompts(model, tok, [r["prompt"] for r in data.genbiaseval("dev")])
+    assert bias_scores(dev)["afgb"] == pytest.approx(best["dev"]["afgb"], abs=1e-5)
+
+
+def _epoch(epoch, afgb, ub):
+    return {"epoch": epoch, "dev": {"afgb": afgb}, "dev_ub": ub}
+
+
+def test_best_epoch_is_the_lowest_dev_afgb_that_keeps_hint_following():
+    history = [_epoch(0, 0.13, 0.40), _epoch(1, 0.05, 0.35), _epoch(2, 0.03, 0.30)]
+    assert best_epoch(history, 0.8) == 1  # epoch 2 is fairer but keeps only 75% of UB
+    assert best_epoch(history, 0.0) == 2
+    assert best_epoch(history, 1.0) == 0  # nothing keeps all of UB: keep the original
+    assert best_epoch([_epoch(0, 0.1, -0.2), _epoch(1, 0.05, -0.3)], 0.8) == 1
+    assert best_epoch([_epoch(0, 0.1, 0.4), _epoch(1, 0.05, 0.4), _epoch(2, 0.05, 0.4)], 0.8) == 1
+
+
+def test_nan_loss_is_a_clear_error(tiny_llama):
+    path, _, tok = tiny_llama
+    config = LFTFConfig(blocks="3", epochs=1)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        model.model.layers[3].mlp.down_proj.weight.fill_(float("nan"))
+    model = wrap_for_training(model, config, [3])
+    with pytest.raises(FloatingPointError, match="loss became nan at epoch 1, step 0"):
+        finetune(model, tok, config, [3], show_progress=False, log=lambda *_: None)
+
+
+def test_same_seed_same_losses(tiny_llama):
+    _, a = _train(tiny_llama, epochs=1)
+    _, b = _train(tiny_llama, epochs=1)
+    assert a.step_losses == b.step_losses
