@@ -79,3 +79,28 @@ def resolve_model(name: str) -> str:
 
 if __name__ == "__main__":
     print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else EMBEDDED_ALIAS))
+
+
+def load(name: str, dtype: str = "auto"):
+    """(model in eval mode, tokenizer, resolved path or id), with errors that say what to do."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = resolve_model(name)
+    looks_like_path = resolved.startswith(("/", ".", "~")) or resolved.count("/") > 1
+    if looks_like_path and not Path(resolved).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"model {name!r}: no such folder; give a local model folder, a hub id, or "
+            f"'{EMBEDDED_ALIAS}' for the embedded SmolLM2 model"
+        )
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype)
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            "Give a local folder with config.json and weights, a hub id (needs the hub), or "
+            f"'{EMBEDDED_ALIAS}'"
+        ) from None
+    return model.eval(), tokenizer, resolved

@@ -1,0 +1,5 @@
+import sys
+
+from lftf_train.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""lftf-train: argument parsing only; the work is in pipeline.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lftf_train.config import BMI_SOURCES, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
+
+HELP = LFTFConfig.help()
+EXAMPLES = """\
+examples:
+  lftf-train locate                      # BMI of every block of the embedded SmolLM2 model
+  lftf-train locate --seeds 1,2,3,4,5    # + the paper's seed-robustness check (Table 7)
+  lftf-train sweep --epochs 10           # try learning rates; choose on the dev splits
+  lftf-train finetune --lr 1e-4 --epochs 10 --select best_dev
+  lftf-train finetune --blocks all       # FPFT baseline: every block, same loss
+  lftf-train finetune --modules attn     # ablation w/o MLP   (--modules mlp: w/o ATT)
+  lftf-train finetune --terms he         # ablation w/o she   (--terms she: w/o he)
+  lftf-train run --model Qwen/Qwen2.5-7B --method lora --dtype bfloat16
+  accelerate launch -m lftf_train finetune ...   # data-parallel
+
+The fine-tuned folder is a PEFT adapter holding only the trained block(s):
+  lm_eval --model hf --model_args pretrained=BASE,peft=OUT --tasks genbiaseval,genhinteval \\
+      --include_path "$(lftf-tasks-path)"
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("common")
+    g.add_argument("--model", help=HELP["model"] + " Default: smollm2-135m.")
+    g.add_argument(
+        "--output-dir",
+        type=Path,
+        help="Folder to write; it appears only when the command succeeds. "
+        "Default: outputs/<command>/<model>.",
+    )
+    g.add_argument("--seed", type=int, help="Seed for sampling, shuffling and init (default 42).")
+    g.add_argument(
+        "--config",
+        type=Path,
+        help="LFTFConfig as JSON or YAML (e.g. a saved lftf_config.json); "
+        "flags given on the command line override it.",
+    )
+    g.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
+    g.add_argument(
+        "--dtype", choices=["auto", "float32", "bfloat16", "float16"], help=HELP["dtype"]
+    )
+    g.add_argument(
+        "--eval-batch-size", dest="eval_batch_size", type=int, help=HELP["eval_batch_size"]
+    )
+
+
+def _locate(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("locating")
+    g.add_argument("--bmi-source", dest="bmi_source", choices=BMI_SOURCES, help=HELP["bmi_source"])
+    g.add_argument("--locate-prompts", dest="locate_prompts", type=int, help=HELP["locate_prompts"])
+
+
+def _train(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("fine-tuning")
+    g.add_argument("--method", choices=METHOD_CHOICES, help=HELP["method"])
+    g.add_argument("--blocks", help=HELP["blocks"])
+    g.add_argument("--num-blocks", dest="num_blocks", type=int, help=HELP["num_blocks"])
+    g.add_argument("--modules", help=HELP["modules"])
+    g.add_argument("--terms", help=HELP["terms"])
+    g.add_argument("--lr", type=float, help=HELP["lr"])
+    g.add_argument("--epochs", type=int, help=HELP["epochs"])
+    g.add_argument("--batch-size", dest="batch_size", type=int, help=HELP["batch_size"])
+    g.add_argument("--weight-decay", dest="weight_decay", type=float, help=HELP["weight_decay"])
+    g.add_argument("--max-grad-norm", dest="max_grad_norm", type=float, help=HELP["max_grad_norm"])
+    g.add_argument("--select", choices=SELECT_CHOICES, help=HELP["select"])
+    g.add_argument("--patience", type=int, help=HELP["patience"])
+    g.add_argument("--min-ub-ratio", dest="min_ub_ratio", type=float, help=HELP["min_ub_ratio"])
+    g.add_argument("--lora-r", dest="lora_r", type=int, help=HELP["lora_r"])
+    g.add_argument("--lora-alpha", dest="lora_alpha", type=int, help=HELP["lora_alpha"])
+    g.add_argument("--lora-dropout", dest="lora_dropout", type=float, help=HELP["lora_dropout"])
+    g.add_argument(
+        "--merged",
+        action="store_true",
+        help="Also write OUT/merged: a full model with the trained weights folded in.",
+    )
+    g.add_argument(
+        "--naive",
+        action="store_true",
+        help="A full forward per step instead of the cached prefix (same losses, "
+        "slower; for checking and benchmarks).",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lftf-train",
+        description="LFTF: locate the blocks most tied to gender bias (BMI), then fine-tune "
+        "only those with L = -log P(he|p) - log P(she|p) on GenBiasEval-train.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    loc = sub.add_parser("locate", help="rank blocks by BMI; write bmi.json and bmi.png")
+    _common(loc)
+    _locate(loc)
+    loc.add_argument(
+        "--seeds",
+        help="Comma-separated seeds, e.g. 1,2,3,4,5: repeat on that many "
+        "prompt samples and report the per-block variance (the paper's Table 7).",
+    )
+    ft = sub.add_parser(
+        "finetune", help="locate (if --blocks auto), then train and save an adapter"
+    )
+    run = sub.add_parser(
+        "run",
+        help="finetune, plus lm-eval on genbiaseval/genhinteval before "
+        "and after, printed side by side",
+    )
+    for p in (ft, run):
+        _common(p)
+        _locate(p)
+        _train(p)
+    run.add_argument(
+        "--limit",
+        type=int,
+        help="lm-eval --limit per task (for quick checks; omit for real numbers).",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> LFTFConfig:
+    fields = set(HELP)
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.config is not None:
+        return LFTFConfig.from_file(args.config, **overrides)
+    return LFTFConfig(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        seeds = None
+        if getattr(args, "seeds", None):
+            seeds = [int(s) for s in args.seeds.split(",")]
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    out_dir = args.output_dir or Path("outputs") / args.command / Path(config.model).name
+
+    from lftf_train import pipeline
+    from lftf_train.scoring import PronounTokenError
+
+    try:
+        if args.command == "locate":
+            pipeline.run_locate(config, out_dir, args.overwrite, seeds=seeds)
+        elif args.command == "sweep":
+            lrs = [float(x) for x in args.lrs.split(",")]
+            pipeline.run_sweep(config, lrs, out_dir, args.overwrite)
+        else:
+            pipeline.run_finetune(
+                config,
+                out_dir,
+                args.overwrite,
+                merged=args.merged,
+                naive=args.naive,
+                evaluate=args.command == "run",
+                eval_limit=getattr(args, "limit", None),
+            )
+    except (
+        FileExistsError,
+        FileNotFoundError,
+        PronounTokenError,
+        FloatingPointError,
+        ValueError,
+    ) as err:
+        print(f"lftf-train: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lftf-train: interrupted; no output was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

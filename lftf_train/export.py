@@ -1,0 +1,32 @@
+"""Save a trained PeftModel so that lm-eval loads it with one flag.
+
+lm_eval --model hf --model_args pretrained=BASE,peft=OUT ...        # the adapter
+lm_eval --model hf --model_args pretrained=OUT/merged ...           # with --merged
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lftf_train.config import LFTFConfig
+from lftf_train.outputs import write_json
+
+
+def save_adapter(peft_model, tokenizer, out_dir: Path, config: LFTFConfig, run_info: dict) -> None:
+    """Adapter weights (only the trained blocks), tokenizer, config and run record."""
+    peft_model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    config.save(Path(out_dir) / "lftf_config.json")
+    write_json(Path(out_dir) / "lftf_run.json", run_info)
+
+
+def save_merged(peft_model, tokenizer, out_dir: Path, dtype=None) -> None:
+    """A full standalone model: the base with the trained weights folded in.
+
+    Call after save_adapter: merging consumes the PEFT wrapper.
+    """
+    merged = peft_model.merge_and_unload()
+    if dtype is not None:
+        merged = merged.to(dtype)
+    merged.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

@@ -1,0 +1,91 @@
+"""Figures (PNG, matplotlib): BMI per block, the paper's Figure 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_bmi(scores: dict[str, list[float]], path: Path, title: str, footer: str = "") -> Path:
+    """A row-normalised heatmap (the paper's Figure 2) above one bar chart per BMI source."""
+    sources = list(scores)
+    table = np.array([scores[s] for s in sources], dtype=float)
+    n_blocks = table.shape[1]
+    fig, axes = plt.subplots(
+        1 + len(sources),
+        1,
+        figsize=(max(7, 0.28 * n_blocks + 2), 2.2 + 2.2 * len(sources)),
+        gridspec_kw={"height_ratios": [0.5 * len(sources)] + [1] * len(sources)},
+    )
+    span = table.max(1, keepdims=True) - table.min(1, keepdims=True)
+    normalised = (table - table.min(1, keepdims=True)) / np.where(span > 0, span, 1)
+    heat = axes[0].imshow(normalised, aspect="auto", cmap="Reds", vmin=0, vmax=1)
+    axes[0].set_yticks(range(len(sources)), sources)
+    axes[0].set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
+    axes[0].set_title(title)
+    fig.colorbar(heat, ax=axes[0], label="BMI (row-normalised)", pad=0.01)
+    for ax, source, row in zip(axes[1:], sources, table):
+        top = int(row.argmax())
+        colors = ["tab:red" if i == top else "tab:gray" for i in range(n_blocks)]
+        ax.bar(range(n_blocks), row, color=colors)
+        ax.set_ylabel("BMI")
+        ax.set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
+        ax.set_title(f"source: {source} (top block {top}, BMI {row[top]:.3f})", fontsize=9)
+    axes[-1].set_xlabel("block (0-based)")
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_history(history: list[dict], path: Path, title: str, footer: str = "") -> Path:
+    """Dev AFGB, pronoun mass, relative gap and dev UB after each epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for key, label in (
+        ("afgb", "dev AFGB"),
+        ("pronoun_mass", "dev P(he)+P(she)"),
+        ("relative_gap", "dev relative gap"),
+    ):
+        ax.plot(epochs, [h["dev"][key] for h in history], marker="o", label=label)
+    ax.plot(epochs, [h["dev_ub"] for h in history], marker="s", label="dev UB (GenHintEval-dev)")
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_xticks(epochs)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str = "") -> Path:
+    """Dev AFGB and dev UB per epoch, one line per learning rate."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, history in runs.items():
+        epochs = [h["epoch"] for h in history]
+        left.plot(epochs, [h["dev"]["afgb"] for h in history], marker="o", label=label)
+        right.plot(epochs, [h["dev_ub"] for h in history], marker="o", label=label)
+    left.set_title("GenBiasEval-dev AFGB (lower is fairer)", fontsize=9)
+    right.set_title("GenHintEval-dev UB (higher follows hints)", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(title)
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
