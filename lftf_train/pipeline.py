@@ -27,7 +27,9 @@ def locate_blocks(
     seeds = seeds or [config.seed]
     jobs = [(source, seed) for seed in seeds for source in locate.SOURCES]
     scores = {source: [] for source in locate.SOURCES}
-    for source, seed in tqdm(jobs, desc="locate (BMI)", disable=not show_progress, leave=False):
+    for source, seed in tqdm(
+        jobs, desc="locate (BMI)", disable=None if show_progress else True, leave=False
+    ):
         prompts = data.sample_prompts("train", config.locate_prompts, seed)
         scores[source].append(
             locate.bmi_scores(model, tokenizer, prompts, source, config.eval_batch_size)

@@ -184,7 +184,9 @@ def _finetune(model, tokenizer, config, blocks, naive, accelerator, show_progres
             batches,
             desc=f"epoch {epoch}/{config.epochs}",
             unit="step",
-            disable=not (show_progress and accelerator.is_main_process),
+            disable=None
+            if show_progress and accelerator.is_main_process
+            else True,  # None: tty only
             leave=False,
         )
         for step, global_batch in enumerate(bar):
