@@ -19,6 +19,7 @@ examples:
   lftf-train finetune --modules attn     # ablation w/o MLP   (--modules mlp: w/o ATT)
   lftf-train finetune --terms he         # ablation w/o she   (--terms she: w/o he)
   lftf-train run --model Qwen/Qwen2.5-7B --method lora --dtype bfloat16
+  lftf-train report                      # all of the paper's comparisons -> report.md
   accelerate launch -m lftf_train finetune ...   # data-parallel
 
 The fine-tuned folder is a PEFT adapter holding only the trained block(s):
@@ -131,6 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
         default="3e-5,1e-4,3e-4",
         help="Comma-separated learning rates to try (default 3e-5,1e-4,3e-4).",
     )
+    report = sub.add_parser(
+        "report",
+        help="the paper's comparisons (LFTF, FPFT, PB, ablations) through lm-eval: "
+        "report.md, results.csv, figures",
+    )
+    _common(report)
+    _locate(report)
+    g = report.add_argument_group("report")
+    g.add_argument(
+        "--tuned-lr",
+        type=float,
+        default=1e-4,
+        help="learning rate of the 'dev-tuned' LFTF row and the ablations "
+        "(default 1e-4, chosen for SmolLM2 by `lftf-train sweep`)",
+    )
+    g.add_argument("--tuned-epochs", type=int, default=7, help="epochs of those rows (default 7)")
+    g.add_argument("--fpft-lr", type=float, help="FPFT learning rate (default: --tuned-lr)")
+    g.add_argument("--fpft-epochs", type=int, default=1, help="FPFT epochs (default 1)")
+    g.add_argument("--seeds", default="1,2,3,4,5", help="BMI robustness seeds (default 1,2,3,4,5)")
+    g.add_argument(
+        "--general-tasks",
+        default="",
+        help="lm-eval tasks run in the same harness call, e.g. mmlu,gsm8k,hellaswag (need the hub)",
+    )
+    g.add_argument("--pb-instruction", help="the PB baseline's instruction (default: see report)")
+    g.add_argument("--limit", type=int, help="lm-eval --limit per task (quick, not comparable)")
+    g.add_argument(
+        "--save-adapters",
+        action="store_true",
+        help="keep every row's adapter under rows/<method>/adapter",
+    )
     run.add_argument(
         "--limit",
         type=int,
@@ -165,6 +197,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "locate":
             pipeline.run_locate(config, out_dir, args.overwrite, seeds=seeds)
+        elif args.command == "report":
+            from lftf_train.report import PB_INSTRUCTION, ReportSettings, run_report
+
+            settings = ReportSettings(
+                tuned_lr=args.tuned_lr,
+                tuned_epochs=args.tuned_epochs,
+                fpft_lr=args.fpft_lr,
+                fpft_epochs=args.fpft_epochs,
+                seeds=[int(x) for x in args.seeds.split(",")],
+                general_tasks=[t for t in args.general_tasks.split(",") if t],
+                limit=args.limit,
+                pb_instruction=args.pb_instruction or PB_INSTRUCTION,
+                save_adapters=args.save_adapters,
+            )
+            run_report(config, settings, out_dir, args.overwrite)
         elif args.command == "sweep":
             lrs = [float(x) for x in args.lrs.split(",")]
             pipeline.run_sweep(config, lrs, out_dir, args.overwrite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 SCALES = ("word", "phrase", "sentence")
@@ -18,6 +19,15 @@ logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
 BIAS_TASKS = ("genbiaseval", "genhinteval")
 
 
+@functools.lru_cache(maxsize=2)
+def _task_manager(with_lm_eval_tasks: bool):
+    """Indexing lm-eval's thousands of task files takes seconds: do it once, and not at all
+    when only our tasks are asked for."""
+    from lftf_tasks import task_manager
+
+    return task_manager(include_defaults=with_lm_eval_tasks)
+
+
 def run_lm_eval(
     model_args: str,
     tasks: tuple[str, ...] | list[str] = BIAS_TASKS,
@@ -30,14 +40,14 @@ def run_lm_eval(
     import lm_eval
     import torch
 
-    from lftf_tasks import task_manager
+    from lftf_tasks import TASK_NAMES
 
     return lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=list(tasks),
-        task_manager=task_manager(),
+        task_manager=_task_manager(not set(tasks) <= set(TASK_NAMES)),
         batch_size=batch_size,
         limit=limit,
         system_instruction=system_instruction,

@@ -89,3 +89,62 @@ def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plot_case_study(
+    rows: dict[str, dict[str, tuple[float, float]]], path: Path, title: str, footer: str = ""
+) -> Path:
+    """The paper's Figure 3: P(he) and P(she) per profession, one panel per model."""
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (label, probs) in zip(axes, rows.items()):
+        names = list(probs)
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, [probs[n][0] for n in names], 0.4, label="P(he)", color="tab:blue")
+        ax.bar(x + 0.2, [probs[n][1] for n in names], 0.4, label="P(she)", color="tab:orange")
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("mean over the 9 GenBiasEval templates")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_per_profession(
+    before: dict[str, float],
+    after: dict[str, float],
+    path: Path,
+    title: str,
+    after_label: str,
+    footer: str = "",
+) -> Path:
+    """Signed gap P(he) - P(she) per profession, original (x) against debiased (y)."""
+    names = sorted(set(before) & set(after))
+    x = np.array([before[n] for n in names])
+    y = np.array([after[n] for n in names])
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    ax.scatter(x, y, s=12, alpha=0.7)
+    lim = max(np.abs(x).max(), np.abs(y).max(), 0.05) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], color="gray", lw=0.8, ls="--", label="unchanged")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    for i in np.argsort(-np.abs(x))[:8]:  # label the most biased professions
+        ax.annotate(names[i], (x[i], y[i]), fontsize=7)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("original: mean P(he) - P(she) on its GenBiasEval-test prompts")
+    ax.set_ylabel(f"{after_label}: mean P(he) - P(she)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

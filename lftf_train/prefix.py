@@ -104,11 +104,16 @@ def score_cached(model, states, block, pronoun_ids, batch_size: int = 64) -> tor
 
 
 @torch.no_grad()
-def verify_prefix_cache(model, tokenizer, prompts, states, block, pronoun_ids):
-    """Raise if training from the cache would not compute what a full forward computes."""
-    atol = 1e-4 if next(model.parameters()).dtype == torch.float32 else 5e-2
+def verify_prefix_cache(model, tokenizer, prompts, block, pronoun_ids):
+    """Raise if running from cached states would not compute what a full forward computes.
+
+    Both sides use the same batch, so padding is identical and any difference comes from
+    the replay itself, not from 16-bit rounding under another batch shape.
+    """
+    atol = 1e-4 if next(model.parameters()).dtype == torch.float32 else 2e-2
     batch = encode(tokenizer, prompts, next(model.parameters()).device)
     full = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
+    states = block_inputs(model, tokenizer, prompts, block, batch_size=len(prompts))
     cached = last_logits_from_block(model, model, states, block)
     diff = (pronoun_logprobs(full, pronoun_ids) - pronoun_logprobs(cached, pronoun_ids)).abs()
     if diff.max().item() > atol:

@@ -66,6 +66,29 @@ def best_epoch(history: list[dict], min_ub_ratio: float) -> int:
     return min(allowed, key=lambda h: (h["dev"]["afgb"], h["epoch"]))["epoch"]
 
 
+def training_prompts() -> dict[str, list[str]]:
+    """Train on GenBiasEval-train; select and log on GenBiasEval-dev and GenHintEval-dev.
+
+    GenBiasEval-test and GenHintEval-test stay unseen until the final evaluation.
+    """
+    return {
+        "train": [r["prompt"] for r in data.genbiaseval("train")],
+        "dev": [r["prompt"] for r in data.genbiaseval("dev")],
+        "hint": [r["prompt"] for r in data.genhinteval("dev")],
+    }
+
+
+@torch.no_grad()
+def build_prefix_cache(model, tokenizer, block: int, batch_size: int = 64) -> dict:
+    """Hidden states entering ``block`` for every training/dev prompt, reusable by every
+    fine-tuning whose first trained block is ``block`` (blocks below it stay frozen)."""
+    states = {
+        name: block_inputs(model, tokenizer, prompts, block, batch_size)
+        for name, prompts in training_prompts().items()
+    }
+    return {"block": block, "states": states}
+
+
 class _Prompts:
     """Prompts of one set and, when caching, the hidden states entering the first block."""
 
@@ -90,13 +113,22 @@ def finetune(
     accelerator: Accelerator | None = None,
     show_progress: bool = True,
     log=print,
+    prefix_cache: dict | None = None,
 ) -> TrainResult:
-    """Train ``model`` (a PeftModel from adapters.wrap_for_training) in place."""
+    """Train ``model`` (a PeftModel from adapters.wrap_for_training) in place.
+
+    ``prefix_cache`` (from build_prefix_cache) saves recomputing the cached states when
+    several fine-tunings start at the same block.
+    """
     with contiguous_head_input(model):
-        return _finetune(model, tokenizer, config, blocks, naive, accelerator, show_progress, log)
+        return _finetune(
+            model, tokenizer, config, blocks, naive, accelerator, show_progress, log, prefix_cache
+        )
 
 
-def _finetune(model, tokenizer, config, blocks, naive, accelerator, show_progress, log):
+def _finetune(
+    model, tokenizer, config, blocks, naive, accelerator, show_progress, log, prefix_cache
+):
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     set_seed(config.seed)
     pronoun_ids = pronoun_token_ids(tokenizer)
@@ -111,30 +143,16 @@ def _finetune(model, tokenizer, config, blocks, naive, accelerator, show_progres
             p.data = p.data.float()
         autocast = torch.autocast(accelerator.device.type, dtype=weights_dtype)
 
-    # Selection and logging use dev sets only; GenBiasEval-test and GenHintEval-test stay unseen.
-    hint_rows = data.genhinteval("dev")
-    sets = {
-        "train": [r["prompt"] for r in data.genbiaseval("train")],
-        "dev": [r["prompt"] for r in data.genbiaseval("dev")],
-        "hint": [r["prompt"] for r in hint_rows],
-    }
-    hints = [r["hint"] for r in hint_rows]
+    prompts = training_prompts()
+    hints = [r["hint"] for r in data.genhinteval("dev")]
     with autocast:
         if naive:
-            sets = {k: _Prompts(v) for k, v in sets.items()}
+            sets = {k: _Prompts(v) for k, v in prompts.items()}
         else:
-            sets = {
-                k: _Prompts(v, block_inputs(model, tokenizer, v, first, config.eval_batch_size))
-                for k, v in sets.items()
-            }
-            verify_prefix_cache(
-                model,
-                tokenizer,
-                sets["train"].prompts[:8],
-                sets["train"].states[:8],
-                first,
-                pronoun_ids,
-            )
+            if prefix_cache is None or prefix_cache["block"] != first:
+                prefix_cache = build_prefix_cache(model, tokenizer, first, config.eval_batch_size)
+            sets = {k: _Prompts(v, prefix_cache["states"][k]) for k, v in prompts.items()}
+            verify_prefix_cache(model, tokenizer, prompts["train"][:8], first, pronoun_ids)
 
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
