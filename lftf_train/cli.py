@@ -48,6 +48,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dtype", choices=["auto", "float32", "bfloat16", "float16"], help=HELP["dtype"]
     )
+    g.add_argument("--device-map", dest="device_map", choices=["auto"], help=HELP["device_map"])
     g.add_argument(
         "--eval-batch-size", dest="eval_batch_size", type=int, help=HELP["eval_batch_size"]
     )

@@ -118,6 +118,14 @@ class LFTFConfig:
         },
     )
     eval_batch_size: int = field(default=64, metadata={"help": "Prompts per scoring forward."})
+    device_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "None: the whole model on one device (the GPU if any; one per process "
+            "under accelerate launch). 'auto': spread over all visible GPUs in one process, "
+            "for models too big for one GPU (transformers' device_map)."
+        },
+    )
 
     def __post_init__(self) -> None:
         modules = _csv(self.modules)

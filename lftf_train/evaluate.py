@@ -28,6 +28,16 @@ def _task_manager(with_lm_eval_tasks: bool):
     return task_manager(include_defaults=with_lm_eval_tasks)
 
 
+def lm_eval_model_args(resolved_model: str, config) -> str:
+    """``--model_args`` for lm-eval's hf model that match how lftf loaded the model."""
+    args = f"pretrained={resolved_model}"
+    if config.dtype != "auto":
+        args += f",dtype={config.dtype}"
+    if config.device_map == "auto":
+        args += ",parallelize=True"
+    return args
+
+
 def run_lm_eval(
     model_args: str,
     tasks: tuple[str, ...] | list[str] = BIAS_TASKS,

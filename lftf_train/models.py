@@ -81,8 +81,18 @@ if __name__ == "__main__":
     print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else EMBEDDED_ALIAS))
 
 
-def load(name: str, dtype: str = "auto"):
-    """(model in eval mode, tokenizer, resolved path or id), with errors that say what to do."""
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(name: str, dtype: str = "auto", device=None, device_map: str | None = None):
+    """(model in eval mode, tokenizer, resolved path or id), with errors that say what to do.
+
+    The model goes to ``device`` (default: the GPU if there is one), or with
+    ``device_map='auto'`` is spread over every visible GPU (one process, for big models).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -96,11 +106,15 @@ def load(name: str, dtype: str = "auto"):
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
-        model = AutoModelForCausalLM.from_pretrained(resolved, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved, dtype=torch_dtype, device_map=device_map
+        )
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
             "Give a local folder with config.json and weights, a hub id (needs the hub), or "
             f"'{EMBEDDED_ALIAS}'"
         ) from None
+    if device_map is None:
+        model.to(device or default_device())
     return model.eval(), tokenizer, resolved

@@ -13,7 +13,7 @@ from lftf_train import data, locate, models, plots
 from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks, resolve_blocks
 from lftf_train.config import LFTFConfig
-from lftf_train.evaluate import bias_summary, comparison_table, run_lm_eval
+from lftf_train.evaluate import bias_summary, comparison_table, lm_eval_model_args, run_lm_eval
 from lftf_train.export import save_adapter, save_merged
 from lftf_train.outputs import atomic_output_dir, check_output_dir, provenance, write_json
 from lftf_train.scoring import pronoun_token_ids
@@ -63,7 +63,9 @@ def write_locate_outputs(folder: Path, report: dict, resolved_model: str) -> Non
 
 def run_locate(config: LFTFConfig, out_dir: Path, overwrite: bool, seeds=None, log=print) -> dict:
     check_output_dir(out_dir, overwrite)
-    model, tokenizer, resolved = models.load(config.model, config.dtype)
+    model, tokenizer, resolved = models.load(
+        config.model, config.dtype, device_map=config.device_map
+    )
     report = locate_blocks(model, tokenizer, config, seeds)
     with atomic_output_dir(out_dir, overwrite) as tmp:
         write_locate_outputs(tmp, report, resolved)
@@ -99,7 +101,9 @@ def run_finetune(
     main = accelerator.is_main_process
     if not main:
         log = _silent
-    model, tokenizer, resolved = models.load(config.model, config.dtype)
+    model, tokenizer, resolved = models.load(
+        config.model, config.dtype, device=accelerator.device, device_map=config.device_map
+    )
     pronoun_token_ids(tokenizer)  # fail before any work if the pronouns are not single tokens
     report = None
     if config.blocks == "auto":
@@ -112,9 +116,7 @@ def run_finetune(
         f"terms {','.join(config.terms)}, lr {config.lr:g}, {config.epochs} epochs)"
     )
 
-    model_args = f"pretrained={resolved}" + (
-        "" if config.dtype == "auto" else f",dtype={config.dtype}"
-    )
+    model_args = lm_eval_model_args(resolved, config)
     before = None
     if evaluate and main:
         log("evaluating the original model with lm-eval (genbiaseval, genhinteval) ...")
@@ -200,7 +202,9 @@ def run_sweep(
     """
     check_output_dir(out_dir, overwrite)
     config = dataclasses.replace(config, select="best_dev")
-    model, tokenizer, resolved = models.load(config.model, config.dtype)
+    model, tokenizer, resolved = models.load(
+        config.model, config.dtype, device_map=config.device_map
+    )
     pronoun_token_ids(tokenizer)
     report = None
     if config.blocks == "auto":
@@ -211,7 +215,7 @@ def run_sweep(
     runs = {}
     for lr in lrs:
         log(f"--- lr {lr:g}, blocks {blocks}, up to {config.epochs} epochs")
-        base, _, _ = models.load(config.model, config.dtype)
+        base, _, _ = models.load(config.model, config.dtype, device_map=config.device_map)
         trial = dataclasses.replace(config, lr=lr)
         result = finetune(wrap_for_training(base, trial, blocks), tokenizer, trial, blocks, log=log)
         best = result.history[result.best_epoch]

@@ -23,7 +23,7 @@ from lftf_train import capability, models, plots
 from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks, resolve_blocks
 from lftf_train.config import LFTFConfig
-from lftf_train.evaluate import BIAS_TASKS, bias_summary, run_lm_eval
+from lftf_train.evaluate import BIAS_TASKS, bias_summary, lm_eval_model_args, run_lm_eval
 from lftf_train.export import save_adapter
 from lftf_train.outputs import atomic_output_dir, check_output_dir, provenance, write_json
 from lftf_train.pipeline import locate_blocks, write_locate_outputs
@@ -119,11 +119,11 @@ def run_report(
     config: LFTFConfig, settings: ReportSettings, out_dir: Path, overwrite: bool, log=print
 ) -> dict:
     check_output_dir(out_dir, overwrite)
-    base, tokenizer, resolved = models.load(config.model, config.dtype)
-    pronoun_token_ids(tokenizer)
-    base_args = f"pretrained={resolved}" + (
-        "" if config.dtype == "auto" else f",dtype={config.dtype}"
+    base, tokenizer, resolved = models.load(
+        config.model, config.dtype, device_map=config.device_map
     )
+    pronoun_token_ids(tokenizer)
+    base_args = lm_eval_model_args(resolved, config)
     tasks = [*BIAS_TASKS, *settings.general_tasks]
     info = provenance(
         model=config.model,

@@ -134,7 +134,8 @@ def _finetune(
     pronoun_ids = pronoun_token_ids(tokenizer)
     first = min(blocks)
     model.eval()  # no dropout: the loss is a deterministic function of the weights
-    model.to(accelerator.device)
+    if getattr(model, "hf_device_map", None) is None:  # device_map='auto' places it itself
+        model.to(accelerator.device)
     weights_dtype = next(model.parameters()).dtype
     trainable = [p for p in model.parameters() if p.requires_grad]
     autocast = contextlib.nullcontext()
