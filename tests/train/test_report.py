@@ -1,0 +1,137 @@
+"""The reproduction report on SmolLM2: every row runs, and its numbers are lm-eval's own."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lftf_train.report import NOT_RUN, PB_INSTRUCTION, slug
+
+pytestmark = pytest.mark.smollm2
+BIN = Path(sys.executable).parent
+ROWS = [
+    "Original",
+    "LFTF (paper defaults)",
+    "LFTF (dev-tuned)",
+    "FPFT",
+    "PB",
+    "DAMA",
+    "ROME/MEMIT",
+    "w/o ATT",
+    "w/o MLP",
+    "w/o he",
+    "w/o she",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "out"
+    cmd = [
+        str(BIN / "lftf-train"),
+        "report",
+        "--limit",
+        "20",
+        "--tuned-epochs",
+        "1",
+        "--seeds",
+        "1,2",
+        "--output-dir",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with open(out / "results.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    return out, rows, proc
+
+
+def test_every_row_and_file_is_there(report):
+    out, rows, _ = report
+    assert list(rows) == ROWS
+    for name in NOT_RUN:
+        assert rows[name]["status"].startswith("not run")
+    for name in (
+        "report.md",
+        "report.json",
+        "results.csv",
+        "bmi.json",
+        "bmi.png",
+        "case_study.png",
+        "per_profession.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    text = (out / "report.md").read_text()
+    for name in ROWS:
+        assert f"| {name} |" in text, name
+    assert "Produced by lftf" in text and "Shortened run" in text
+
+
+def test_numbers_are_lm_evals_own(report):
+    out, rows, _ = report
+    for name, row in rows.items():
+        if name in NOT_RUN:
+            continue
+        raw = json.loads((out / "rows" / slug(name) / "lm_eval_results.json").read_text())
+        r = raw["results"]
+        assert float(row["afgb_avg"]) == pytest.approx(r["genbiaseval"]["afgb,none"], abs=1e-12)
+        assert float(row["afgb_avg_stderr"]) == pytest.approx(r["genbiaseval"]["afgb_stderr,none"])
+        for scale in ("word", "phrase", "sentence"):
+            assert float(row[f"afgb_{scale}"]) == pytest.approx(
+                r[f"genbiaseval_{scale}"]["afgb,none"], abs=1e-12
+            )
+        assert float(row["ub"]) == pytest.approx(r["genhinteval"]["ub,none"], abs=1e-12)
+        assert float(row["delta_afgb_avg"]) == pytest.approx(
+            float(row["afgb_avg"]) - float(rows["Original"]["afgb_avg"])
+        )
+        assert raw["n-samples"]["genhinteval"]["effective"] == 20
+
+
+def test_trained_rows_are_what_they_claim(report):
+    out, rows, _ = report
+    expected = {
+        "LFTF (paper defaults)": {
+            "lr": 1e-5,
+            "epochs": 2,
+            "modules": ["attn", "mlp"],
+            "terms": ["he", "she"],
+        },
+        "LFTF (dev-tuned)": {"lr": 1e-4, "epochs": 1},
+        "FPFT": {"blocks": list(range(30))},
+        "w/o ATT": {"modules": ["mlp"]},
+        "w/o MLP": {"modules": ["attn"]},
+        "w/o he": {"terms": ["she"]},
+        "w/o she": {"terms": ["he"]},
+    }
+    for name, claims in expected.items():
+        folder = out / "rows" / slug(name)
+        run = json.loads((folder / "lftf_run.json").read_text())
+        config = {**run["config"], "blocks": run["blocks"]}
+        for key, value in claims.items():
+            assert config[key] == value, (name, key)
+        if name != "FPFT":
+            assert run["blocks"] == [29]
+        raw = json.loads((folder / "lm_eval_results.json").read_text())
+        assert ",peft=" in raw["model_args"]  # evaluated from the saved adapter, as users do
+        assert not (folder / "adapter").exists()  # removed unless --save-adapters
+
+
+def test_prompt_baseline_uses_the_recorded_instruction(report):
+    out, rows, _ = report
+    raw = json.loads((out / "rows" / "pb" / "lm_eval_results.json").read_text())
+    assert raw["system_instruction"] == PB_INSTRUCTION
+    assert PB_INSTRUCTION in (out / "report.md").read_text()
+    assert float(rows["PB"]["next_token_agreement"]) < 1.0  # the instruction changes outputs
+    assert float(rows["Original"]["next_token_agreement"]) == 1.0
+    assert float(rows["Original"]["kl"]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_report_states_what_made_it(report):
+    out, _, _ = report
+    info = json.loads((out / "report.json").read_text())
+    assert info["model"] == "smollm2-135m" and info["seed"] == 42
+    assert info["versions"]["lm_eval"] and info["date"] and info["settings"]["limit"] == 20
+    assert info["bmi"]["seeds"] == [1, 2] and "robustness" in info["bmi"]
