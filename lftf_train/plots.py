@@ -11,6 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: Path, footer: str) -> Path:
+    """Every figure carries a footer saying what made it (package, model, seed, date)."""
+    if footer:
+        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_bmi(scores: dict[str, list[float]], path: Path, title: str, footer: str = "") -> Path:
     """A row-normalised heatmap (the paper's Figure 2) above one bar chart per BMI source."""
     sources = list(scores)
@@ -37,12 +47,7 @@ def plot_bmi(scores: dict[str, list[float]], path: Path, title: str, footer: str
         ax.set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
         ax.set_title(f"source: {source} (top block {top}, BMI {row[top]:.3f})", fontsize=9)
     axes[-1].set_xlabel("block (0-based)")
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, footer)
 
 
 def plot_history(history: list[dict], path: Path, title: str, footer: str = "") -> Path:
@@ -61,12 +66,7 @@ def plot_history(history: list[dict], path: Path, title: str, footer: str = "") 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, footer)
 
 
 def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str = "") -> Path:
@@ -83,12 +83,7 @@ def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str 
         ax.grid(alpha=0.3)
     left.legend(fontsize=8)
     fig.suptitle(title)
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, footer)
 
 
 def plot_case_study(
@@ -108,12 +103,7 @@ def plot_case_study(
     axes[0].set_ylabel("mean over the 9 GenBiasEval templates")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, footer)
 
 
 def plot_per_profession(
@@ -142,9 +132,4 @@ def plot_per_profession(
     ax.set_ylabel(f"{after_label}: mean P(he) - P(she)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    if footer:
-        fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, footer)

@@ -12,6 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 BIN = Path(sys.executable).parent
+TINY_RUN = ["--blocks", "3", "--epochs", "1", "--lr", "1e-3", "--seed", "5"]
 
 
 def lftf_train(*args, timeout=600, env=None):
@@ -32,14 +33,7 @@ def trained(tiny_llama, tmp_path_factory):
         "finetune",
         "--model",
         path,
-        "--blocks",
-        "3",
-        "--epochs",
-        "1",
-        "--lr",
-        "1e-3",
-        "--seed",
-        "5",
+        *TINY_RUN,
         "--output-dir",
         out,
         "--merged",
@@ -199,14 +193,7 @@ def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
         "finetune",
         "--model",
         path,
-        "--blocks",
-        "3",
-        "--epochs",
-        "1",
-        "--lr",
-        "1e-3",
-        "--seed",
-        "5",
+        *TINY_RUN,
         "--output-dir",
         str(tmp_path / "ddp"),
     ]
