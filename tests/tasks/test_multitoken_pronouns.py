@@ -2,43 +2,15 @@
 
 import pytest
 import torch
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from lftf_tasks import DATA_DIR, task_manager
-
-
-@pytest.fixture(scope="module")
-def char_model():
-    text = (DATA_DIR / "genbiaseval" / "test.jsonl").read_text()
-    vocab = {"<unk>": 0, "<eos>": 1}
-    for ch in sorted(set(text) | set(" hes")):
-        vocab.setdefault(ch, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>", pad_token="<eos>"
-    )
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
-    return LlamaForCausalLM(config).eval(), tok
+from lftf_tasks import task_manager
 
 
 def test_multi_token_pronoun_scores_the_whole_continuation(char_model):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    model, tok = char_model
+    _, model, tok = char_model
     assert len(tok(" he").input_ids) == 3 and len(tok(" she").input_ids) == 4
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=8)
     out = lm_eval.simple_evaluate(

@@ -111,33 +111,9 @@ def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, args, message):
     assert not (tmp_path / "o").exists()
 
 
-def test_multi_token_pronouns_are_refused_with_an_explanation(tmp_path):
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {
-        "<unk>": 0,
-        "<eos>": 1,
-        **{c: i + 2 for i, c in enumerate(" abcdefghijklmnopqrstuvwxyzT")},
-    }
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>")
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(vocab),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-        )
-    )
-    model.save_pretrained(tmp_path / "char")
-    tok.save_pretrained(tmp_path / "char")
-    proc = lftf_train(
-        "finetune", "--model", tmp_path / "char", "--blocks", "1", "--output-dir", tmp_path / "o"
-    )
+def test_multi_token_pronouns_are_refused_with_an_explanation(char_model, tmp_path):
+    path, _, _ = char_model
+    proc = lftf_train("finetune", "--model", path, "--blocks", "1", "--output-dir", tmp_path / "o")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "splits ' he' into 3 tokens" in proc.stderr and "single-token" in proc.stderr
 
