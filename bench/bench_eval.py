@@ -41,8 +41,8 @@ def main() -> None:
     from lftf_tasks import task_manager
 
     model, tok, _ = models.load(args.model)
-    bias_rows = data.genbiaseval("test")
-    prompts = [r["prompt"] for r in bias_rows] + [r["prompt"] for r in data.genhinteval("test")]
+    bias_rows = data.bias_records("test")
+    prompts = [r["prompt"] for r in bias_rows] + [r["prompt"] for r in data.hint_records("test")]
     manager = task_manager(include_defaults=False)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size)
 

@@ -179,8 +179,8 @@ def main() -> None:
         results["finetune_full_naive_1_epoch"] = f"failed: {type(err).__name__}: {err}"
     save()
 
-    prompts = [r["prompt"] for r in data.genbiaseval("test")]
-    prompts += [r["prompt"] for r in data.genhinteval("test")]
+    prompts = [r["prompt"] for r in data.bias_records("test")]
+    prompts += [r["prompt"] for r in data.hint_records("test")]
     _, results["bare_forward_seconds"] = timed(lambda: score_prompts(base, tok, prompts, 64))
     _, results["bare_forward_seconds"] = timed(lambda: score_prompts(base, tok, prompts, 64))
     if not args.skip_lm_eval:

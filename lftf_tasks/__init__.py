@@ -1,4 +1,4 @@
-"""GenBiasEval and GenHintEval as lm-evaluation-harness tasks.
+"""GenBiasEval and GenHintEval (and every other bias axis) as lm-evaluation-harness tasks.
 
 lm_eval --tasks genbiaseval,genhinteval --include_path "$(lftf-tasks-path)" ...
 lftf-eval --tasks genbiaseval,genhinteval,mmlu ...          # same, path added for you
@@ -16,18 +16,16 @@ __version__ = "0.1.0"
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 DATA_DIR = Path(__file__).parent / "data"
-TASK_NAMES = (
-    "genbiaseval",
-    "genbiaseval_word",
-    "genbiaseval_phrase",
-    "genbiaseval_sentence",
-    "genbiaseval_dev",
-    "genbiaseval_word_dev",
-    "genbiaseval_phrase_dev",
-    "genbiaseval_sentence_dev",
-    "genhinteval",
-    "genhinteval_dev",
-)
+
+
+def _task_names() -> tuple[str, ...]:
+    from lftf_tasks.axis import BUILTIN_AXES, load_axis
+    from lftf_tasks.generate import task_names
+
+    return tuple(name for axis in BUILTIN_AXES for name in task_names(load_axis(axis)))
+
+
+TASK_NAMES = _task_names()  # genbiaseval, genbiaseval_word, ..., relhinteval_dev
 
 
 def include_path() -> str:

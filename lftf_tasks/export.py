@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lftf_tasks import DATA_DIR, __version__, build
+from lftf_tasks.axis import load_axis
 
 EXPORTED = [
     "README.md",
@@ -35,7 +36,9 @@ def export(out_dir: Path, overwrite: bool = False) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
-    stale = [rel for rel, text in build.render().items() if (DATA_DIR / rel).read_text() != text]
+    stale = [
+        rel for rel, text in build.render().items() if (build.PACKAGE_DIR / rel).read_text() != text
+    ]
     if stale:
         raise RuntimeError(
             f"shipped data is out of date ({', '.join(stale)}); run python -m lftf_tasks.build"
@@ -48,7 +51,7 @@ def export(out_dir: Path, overwrite: bool = False) -> Path:
             shutil.copyfile(DATA_DIR / rel, tmp / rel)
         provenance = {
             "produced_by": f"lftf {__version__} (lftf-export-dataset)",
-            "build_seed": build.SEED,
+            "build_seed": load_axis("gender").seed,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": EXPORTED,
         }

@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from lftf_train.config import BMI_SOURCES, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
+from lftf_train.config import BMI_SOURCES, LOCATORS, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
 
 HELP = LFTFConfig.help()
 EXAMPLES = """\
 examples:
   lftf-train locate                      # BMI of every block of the embedded SmolLM2 model
   lftf-train locate --seeds 1,2,3,4,5    # + the paper's seed-robustness check (Table 7)
+  lftf-train run --axis religion         # another bias axis (or --axis my_axis.yaml)
+  lftf-train finetune --locator skip     # train the block whose removal moves the bias most
   lftf-train sweep --epochs 10           # try learning rates; choose on the dev splits
   lftf-train finetune --lr 1e-4 --epochs 10 --select best_dev
   lftf-train finetune --blocks all       # FPFT baseline: every block, same loss
@@ -31,6 +33,7 @@ The fine-tuned folder is a PEFT adapter holding only the trained block(s):
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("common")
     g.add_argument("--model", help=HELP["model"] + " Default: smollm2-135m.")
+    g.add_argument("--axis", help=HELP["axis"] + " Default: gender.")
     g.add_argument(
         "--output-dir",
         type=Path,
@@ -56,6 +59,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _locate(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("locating")
+    g.add_argument("--locator", choices=LOCATORS, help=HELP["locator"])
     g.add_argument("--bmi-source", dest="bmi_source", choices=BMI_SOURCES, help=HELP["bmi_source"])
     g.add_argument("--locate-prompts", dest="locate_prompts", type=int, help=HELP["locate_prompts"])
 
@@ -95,12 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lftf-train",
         description="LFTF: locate the blocks most tied to gender bias (BMI), then fine-tune "
-        "only those with L = -log P(he|p) - log P(she|p) on GenBiasEval-train.",
+        "only those with L = -log P(he|p) - log P(she|p) on GenBiasEval-train. With --axis, "
+        "any bias axis given as a spec: L = -sum over groups of log P(group|p).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    loc = sub.add_parser("locate", help="rank blocks by BMI; write bmi.json and bmi.png")
+    loc = sub.add_parser(
+        "locate",
+        help="rank blocks by BMI (both sources) and by the skip locator; write bmi.json, "
+        "bmi.png and locators.png",
+    )
     _common(loc)
     _locate(loc)
     loc.add_argument(
@@ -190,10 +199,15 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(s) for s in args.seeds.split(",")]
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    if args.command == "report" and config.load_axis().name != "gender":
+        parser.error(
+            "report reproduces the paper's gender comparisons; for another axis use "
+            f"`lftf-train run --axis {config.axis}`"
+        )
     out_dir = args.output_dir or Path("outputs") / args.command / Path(config.model).name
 
     from lftf_train import pipeline
-    from lftf_train.scoring import PronounTokenError
+    from lftf_train.scoring import TargetTokenError
 
     try:
         if args.command == "locate":
@@ -229,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         FileExistsError,
         FileNotFoundError,
-        PronounTokenError,
+        TargetTokenError,
         FloatingPointError,
         ValueError,
     ) as err:

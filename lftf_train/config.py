@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 MODULE_CHOICES = ("attn", "mlp")
-TERM_CHOICES = ("he", "she")
 METHOD_CHOICES = ("full", "lora")
 BMI_SOURCES = ("hidden_states", "block_io")
+LOCATORS = ("bmi", "skip")
 SELECT_CHOICES = ("last", "best_dev")
 
 
@@ -34,6 +34,13 @@ class LFTFConfig:
     model: str = field(
         default="smollm2-135m",
         metadata={"help": "A local folder, a hub id, or 'smollm2-135m' (the embedded model)."},
+    )
+    axis: str = field(
+        default="gender",
+        metadata={
+            "help": "The bias axis: 'gender' (GenBiasEval/GenHintEval, the paper), "
+            "'religion', or a spec file of your own (YAML/JSON, see lftf_tasks/axes/)."
+        },
     )
     method: str = field(
         default="full",
@@ -61,10 +68,11 @@ class LFTFConfig:
         },
     )
     terms: Any = field(
-        default=("he", "she"),
+        default=None,
         metadata={
-            "help": "Loss terms: L = mean over prompts of the sum of -log P(term|p). "
-            "'he,she' is LFTF; 'he' or 'she' alone are the w/o-she / w/o-he ablations."
+            "help": "Loss terms, by group label: L = mean over prompts of the sum of "
+            "-log P(group|p). Default: every group of the axis ('he,she' for gender: LFTF); "
+            "'he' or 'she' alone are the w/o-she / w/o-he ablations."
         },
     )
     bmi_source: str = field(
@@ -73,6 +81,14 @@ class LFTFConfig:
             "help": "H for BMI = 1 - cos(H_i, H_i+1): 'hidden_states' (transformers' "
             "output_hidden_states; the last entry is after the final norm: the paper's "
             "ranking) or 'block_io' (each block's own input and output)."
+        },
+    )
+    locator: str = field(
+        default="bmi",
+        metadata={
+            "help": "How blocks='auto' ranks blocks: 'bmi' (the paper's 1 - cos(H_i, H_i+1), "
+            "see bmi_source) or 'skip' (how much removing each block changes the bias on "
+            "the locate prompts: a causal check; one forward pass per block)."
         },
     )
     locate_prompts: int = field(
@@ -132,14 +148,19 @@ class LFTFConfig:
         if not modules or any(m not in MODULE_CHOICES for m in modules):
             self._fail("modules", f"choose one or both of {MODULE_CHOICES}, got {self.modules!r}")
         self.modules = sorted(set(modules), key=MODULE_CHOICES.index)
-        terms = _csv(self.terms)
-        if not terms or any(t not in TERM_CHOICES for t in terms):
-            self._fail("terms", f"choose one or both of {TERM_CHOICES}, got {self.terms!r}")
-        self.terms = sorted(set(terms), key=TERM_CHOICES.index)
+        try:
+            labels = self.load_axis().labels
+        except ValueError as err:
+            self._fail("axis", str(err))
+        terms = labels if self.terms is None else _csv(self.terms)
+        if not terms or any(t not in labels for t in terms):
+            self._fail("terms", f"choose groups of the axis among {labels}, got {self.terms!r}")
+        self.terms = sorted(set(terms), key=labels.index)
         self.blocks = self._parse_blocks(self.blocks)
         for name, choices in (
             ("method", METHOD_CHOICES),
             ("bmi_source", BMI_SOURCES),
+            ("locator", LOCATORS),
             ("select", SELECT_CHOICES),
             ("dtype", ("auto", "float32", "bfloat16", "float16")),
         ):
@@ -173,6 +194,11 @@ class LFTFConfig:
         if not indices or any(i < 0 for i in indices):
             self._fail("blocks", f"block indices are 0-based and non-negative; got {blocks!r}")
         return sorted(set(indices))
+
+    def load_axis(self):
+        from lftf_tasks.axis import load_axis
+
+        return load_axis(self.axis)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,36 +1,31 @@
-"""The prompts LFTF trains and scores on: GenBiasEval splits and GenHintEval, as shipped."""
+"""The prompts LFTF trains and scores on: an axis's bias and hint prompts (GenBiasEval and
+GenHintEval for gender), built from its spec exactly as the shipped task data is."""
 
 from __future__ import annotations
 
-import json
 import random
 
-from lftf_tasks import DATA_DIR
-
-SPLITS = ("train", "dev", "test")
+from lftf_tasks.axis import SPLITS, Axis, build_bias, build_hint, load_axis
 
 
-def _read(rel: str) -> list[dict]:
-    with (DATA_DIR / rel).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def genbiaseval(split: str) -> list[dict]:
+def bias_records(split: str, axis: Axis | None = None) -> list[dict]:
+    axis = axis or load_axis("gender")
     if split not in SPLITS:
-        raise ValueError(f"GenBiasEval has splits {SPLITS}, not {split!r}")
-    return _read(f"genbiaseval/{split}.jsonl")
+        raise ValueError(f"{axis.bias_task} has splits {SPLITS}, not {split!r}")
+    return [r for r in build_bias(axis) if r["split"] == split]
 
 
-def genhinteval(split: str = "test") -> list[dict]:
-    """GenHintEval: 'test' is the paper's 786 prompts, 'dev' our 786 from other templates."""
+def hint_records(split: str = "test", axis: Axis | None = None) -> list[dict]:
+    """'test' is the paper's GenHintEval (786 prompts for gender), 'dev' other templates."""
+    axis = axis or load_axis("gender")
     if split not in ("dev", "test"):
-        raise ValueError(f"GenHintEval has splits ('dev', 'test'), not {split!r}")
-    return _read(f"genhinteval/{split}.jsonl")
+        raise ValueError(f"{axis.hint_task} has splits ('dev', 'test'), not {split!r}")
+    return build_hint(axis, split)
 
 
-def sample_prompts(split: str, n: int, seed: int) -> list[str]:
-    """n prompts of a GenBiasEval split drawn without replacement by a seeded shuffle."""
-    prompts = [r["prompt"] for r in genbiaseval(split)]
+def sample_prompts(split: str, n: int, seed: int, axis: Axis | None = None) -> list[str]:
+    """n prompts of a bias split drawn without replacement by a seeded shuffle."""
+    prompts = [r["prompt"] for r in bias_records(split, axis)]
     if n > len(prompts):
-        raise ValueError(f"asked for {n} prompts but GenBiasEval-{split} has {len(prompts)}")
+        raise ValueError(f"asked for {n} prompts but the {split} split has {len(prompts)}")
     return random.Random(seed).sample(prompts, n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
-SCALES = ("word", "phrase", "sentence")
+from lftf_tasks.axis import load_axis
 
 
 class _QuietCustomDatasetNote(logging.Filter):
@@ -65,42 +65,52 @@ def run_lm_eval(
     )
 
 
-def bias_summary(results: dict) -> dict:
-    """AFGB per scale and averaged, UB, with standard errors, from lm-eval's results."""
+def bias_summary(results: dict, axis=None) -> dict:
+    """The bias score per scale and averaged, the hint score, with standard errors, from
+    lm-eval's results. Keys keep the gender names (afgb_word, ..., ub) for every axis."""
+    axis = axis or load_axis("gender")
+    bias, hint = axis.metrics["bias"], axis.metrics["hint"]
     r = results["results"]
     out = {}
-    for name, key in [(s, f"genbiaseval_{s}") for s in SCALES] + [("avg", "genbiaseval")]:
+    scales = [(s, f"{axis.bias_task}_{s}") for s in axis.scales]
+    for name, key in scales + [("avg", axis.bias_task)]:
         if key in r:
-            out[f"afgb_{name}"] = r[key]["afgb,none"]
-            out[f"afgb_{name}_stderr"] = r[key]["afgb_stderr,none"]
-    if "genbiaseval" in r:
-        out["pronoun_mass"] = r["genbiaseval"]["pronoun_mass,none"]
-        out["relative_gap"] = r["genbiaseval"]["relative_gap,none"]
-    if "genhinteval" in r:
-        out["ub"] = r["genhinteval"]["ub,none"]
-        out["ub_stderr"] = r["genhinteval"]["ub_stderr,none"]
+            out[f"afgb_{name}"] = r[key][f"{bias},none"]
+            out[f"afgb_{name}_stderr"] = r[key][f"{bias}_stderr,none"]
+    if axis.bias_task in r:
+        out["pronoun_mass"] = r[axis.bias_task][f"{axis.metrics['mass']},none"]
+        out["relative_gap"] = r[axis.bias_task][f"{axis.metrics['relative']},none"]
+    if axis.hint_task in r:
+        out["ub"] = r[axis.hint_task][f"{hint},none"]
+        out["ub_stderr"] = r[axis.hint_task][f"{hint}_stderr,none"]
     return out
 
 
-COLUMNS = [
-    ("afgb_word", "AFGB word ↓"),
-    ("afgb_phrase", "AFGB phrase ↓"),
-    ("afgb_sentence", "AFGB sentence ↓"),
-    ("afgb_avg", "AFGB avg. ↓"),
-    ("ub", "UB ↑"),
-    ("pronoun_mass", "P(he)+P(she)"),
-    ("relative_gap", "rel. gap ↓"),
-]
+def columns(axis=None) -> list[tuple[str, str]]:
+    """(summary key, column label) of the comparison table, in the axis's metric names."""
+    axis = axis or load_axis("gender")
+    m = axis.metrics
+    bias = "AFGB" if m["bias"] == "afgb" else m["bias"]
+    hint = "UB" if m["hint"] == "ub" else m["hint"]
+    mass = "+".join(f"P({label})" for label in axis.labels)
+    return [
+        *[(f"afgb_{s}", f"{bias} {s} ↓") for s in axis.scales],
+        ("afgb_avg", f"{bias} avg. ↓"),
+        ("ub", f"{hint} ↑"),
+        ("pronoun_mass", mass if len(mass) < 30 else m["mass"]),
+        ("relative_gap", "rel. gap ↓" if m["relative"] == "relative_gap" else f"{m['relative']} ↓"),
+    ]
 
 
-def comparison_table(rows: dict[str, dict], baseline: str | None = None) -> str:
+def comparison_table(rows: dict[str, dict], baseline: str | None = None, axis=None) -> str:
     """Markdown table, one row per model; deltas against ``baseline`` in parentheses."""
-    head = "| | " + " | ".join(label for _, label in COLUMNS) + " |"
-    lines = [head, "|---" * (len(COLUMNS) + 1) + "|"]
+    cols = columns(axis)
+    head = "| | " + " | ".join(label for _, label in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
     base = rows.get(baseline) if baseline else None
     for name, summary in rows.items():
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in cols:
             if key not in summary:
                 cells.append("–")
                 continue

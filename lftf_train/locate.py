@@ -1,6 +1,11 @@
-"""Locating: BMI_i = 1 - cos(H_i, H_i+1) per block, averaged over real tokens and prompts.
+"""Locating: which decoder block matters most for the bias. Two locators (``LOCATORS``):
 
-Two sources for H:
+- ``bmi``: BMI_i = 1 - cos(H_i, H_i+1) per block, averaged over real tokens and prompts
+  (``bmi_scores``); how much block i rotates the residual stream.
+- ``skip``: how much the per-prompt bias moves when block i is removed (``skip_scores``);
+  a causal measure, tied to the bias rather than to the hidden states.
+
+Two sources for BMI's H:
 - ``hidden_states``: what transformers returns with ``output_hidden_states``: the
   embeddings, then each block's output, except that the last entry comes after the final
   norm. This is what the paper's ranking reproduces (the last block on top).
@@ -12,11 +17,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from lftf_train.blocks import decoder_layers
-from lftf_train.scoring import encode
+from lftf_train.scoring import (
+    contiguous_head_input,
+    encode,
+    group_logprobs,
+    prompt_bias,
+    target_token_ids,
+)
 
 SOURCES = ("hidden_states", "block_io")
+LOCATORS = ("bmi", "skip")
 
 
 def _token_mean_cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -73,8 +86,68 @@ def bmi_scores(
     return (1.0 - total.double() / len(prompts)).tolist()
 
 
+def _skip_hook(module, args, kwargs, output):
+    """Forward hook that makes a block an identity: its output hidden state is its input."""
+    h_in = args[0] if args else kwargs["hidden_states"]
+    return (h_in, *output[1:]) if isinstance(output, tuple) else h_in
+
+
+def axis_bias_fn(tokenizer, axis=None):
+    """last_logits -> per-prompt bias of the axis: |P(he) - P(she)| for gender, the range
+    of the group probabilities for k groups."""
+    ids = target_token_ids(tokenizer, axis)
+    return lambda last_logits: prompt_bias(group_logprobs(last_logits, ids))
+
+
+@torch.no_grad()
+def skip_scores(
+    model,
+    tokenizer,
+    prompts: list[str],
+    bias_fn=None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    axis=None,
+) -> list[float]:
+    """How much removing each block (0-based) moves the bias.
+
+    score_i = mean over prompts of |bias_without_block_i(p) - bias_full(p)|, where removing
+    block i means replacing it by the identity (its output hidden state is its input, so its
+    residual update is dropped). ``bias_fn(last_logits)`` maps (batch, vocab) next-token
+    logits to a (batch,) bias per prompt; the default is the axis's (|P(he|p) - P(she|p)|
+    for gender).
+    Cost: (blocks + 1) forward passes over the prompts.
+    """
+    if bias_fn is None:
+        bias_fn = axis_bias_fn(tokenizer, axis)
+    _, _, _, layers = decoder_layers(model)
+    device = next(model.parameters()).device
+    batches = [
+        encode(tokenizer, prompts[i : i + batch_size], device)
+        for i in range(0, len(prompts), batch_size)
+    ]
+
+    def bias() -> torch.Tensor:
+        out = [
+            bias_fn(model(**b, logits_to_keep=1, use_cache=False).logits[:, -1]).double().cpu()
+            for b in batches
+        ]
+        return torch.cat(out)
+
+    with contiguous_head_input(model):
+        full = bias()
+        scores = []
+        for layer in tqdm(layers, desc="skip locator", unit="block", disable=not show_progress):
+            handle = layer.register_forward_hook(_skip_hook, with_kwargs=True)
+            try:
+                scores.append((bias() - full).abs().mean().item())
+            finally:
+                handle.remove()
+    return scores
+
+
 def ranking(scores: list[float]) -> list[int]:
-    """Block indices, highest BMI first (ties: lower index first)."""
+    """Block indices, highest score (BMI or skip) first (ties: lower index first)."""
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 

@@ -16,49 +16,83 @@ from lftf_train.config import LFTFConfig
 from lftf_train.evaluate import bias_summary, comparison_table, lm_eval_model_args, run_lm_eval
 from lftf_train.export import save_adapter, save_merged
 from lftf_train.outputs import atomic_output_dir, check_output_dir, provenance, write_json
-from lftf_train.scoring import pronoun_token_ids
+from lftf_train.scoring import target_token_ids
 from lftf_train.train import finetune
 
 
+def ranking_key(config: LFTFConfig) -> str:
+    """Which locate ranking blocks='auto' follows: a BMI source or 'skip'."""
+    return "skip" if config.locator == "skip" else config.bmi_source
+
+
 def locate_blocks(
-    model, tokenizer, config: LFTFConfig, seeds: list[int] | None = None, show_progress: bool = True
+    model,
+    tokenizer,
+    config: LFTFConfig,
+    seeds: list[int] | None = None,
+    show_progress: bool = True,
+    with_skip: bool | None = None,
 ) -> dict:
-    """BMI of every block from both sources on config.locate_prompts sampled prompts."""
+    """Per-block scores on config.locate_prompts sampled train prompts of the axis: BMI from
+    both sources, and the skip locator when asked (default: when config.locator is 'skip';
+    it costs a forward pass per block)."""
     seeds = seeds or [config.seed]
-    jobs = [(source, seed) for seed in seeds for source in locate.SOURCES]
-    scores = {source: [] for source in locate.SOURCES}
-    for source, seed in tqdm(
-        jobs, desc="locate (BMI)", disable=None if show_progress else True, leave=False
-    ):
-        prompts = data.sample_prompts("train", config.locate_prompts, seed)
-        scores[source].append(
-            locate.bmi_scores(model, tokenizer, prompts, source, config.eval_batch_size)
-        )
+    axis = config.load_axis()
+    if with_skip is None:
+        with_skip = config.locator == "skip"
+    keys = [*locate.SOURCES, *(["skip"] if with_skip else [])]
+    scores = {key: [] for key in keys}
+    jobs = [(key, seed) for seed in seeds for key in keys]
+    for key, seed in tqdm(jobs, desc="locate", disable=None if show_progress else True):
+        prompts = data.sample_prompts("train", config.locate_prompts, seed, axis)
+        if key == "skip":
+            scores[key].append(
+                locate.skip_scores(
+                    model, tokenizer, prompts, batch_size=config.eval_batch_size, axis=axis
+                )
+            )
+        else:
+            scores[key].append(
+                locate.bmi_scores(model, tokenizer, prompts, key, config.eval_batch_size)
+            )
     report = {
         "model": config.model,
+        "axis": axis.name,
         "n_prompts": config.locate_prompts,
-        "prompt_split": "genbiaseval/train",
+        "prompt_split": f"{axis.bias_task}/train",
         "seeds": seeds,
+        "locator": config.locator,
         "bmi_source": config.bmi_source,
-        "scores": {s: scores[s][0] for s in locate.SOURCES},
-        "ranking": {s: locate.ranking(scores[s][0]) for s in locate.SOURCES},
+        "used_for_auto": ranking_key(config),
+        "scores": {k: scores[k][0] for k in keys},
+        "ranking": {k: locate.ranking(scores[k][0]) for k in keys},
     }
-    report["top_block"] = {s: report["ranking"][s][0] for s in locate.SOURCES}
+    report["top_block"] = {k: report["ranking"][k][0] for k in keys}
     if len(seeds) > 1:
         report["scores_per_seed"] = scores
-        report["robustness"] = {s: locate.seed_robustness(scores[s]) for s in locate.SOURCES}
+        report["robustness"] = {k: locate.seed_robustness(scores[k]) for k in keys}
     return report
 
 
 def write_locate_outputs(folder: Path, report: dict, resolved_model: str) -> None:
     info = {**report, "resolved_model": resolved_model, **provenance()}
     write_json(folder / "bmi.json", info)
+    footer = f"{info['produced_by']}  seed {report['seeds'][0]}  {info['date']}"
+    prompts = f"{report['n_prompts']} {report['prompt_split']} prompts"
     plots.plot_bmi(
-        report["scores"],
+        {s: report["scores"][s] for s in locate.SOURCES},
         folder / "bmi.png",
-        title=f"BMI per block: {report['model']} ({report['n_prompts']} GenBiasEval-train prompts)",
-        footer=f"{info['produced_by']}  seed {report['seeds'][0]}  {info['date']}",
+        title=f"BMI per block: {report['model']} ({prompts})",
+        footer=footer,
     )
+    if "skip" in report["scores"]:
+        names = {"hidden_states": "BMI (hidden_states)", "block_io": "BMI (block_io)"}
+        plots.plot_locators(
+            {names.get(k, "skip: |change in bias|"): v for k, v in report["scores"].items()},
+            folder / "locators.png",
+            title=f"Locators side by side: {report['model']} ({prompts})",
+            footer=footer,
+        )
 
 
 def run_locate(config: LFTFConfig, out_dir: Path, overwrite: bool, seeds=None, log=print) -> dict:
@@ -66,17 +100,19 @@ def run_locate(config: LFTFConfig, out_dir: Path, overwrite: bool, seeds=None, l
     model, tokenizer, resolved = models.load(
         config.model, config.dtype, device_map=config.device_map
     )
-    report = locate_blocks(model, tokenizer, config, seeds)
+    target_token_ids(tokenizer, config.load_axis())
+    report = locate_blocks(model, tokenizer, config, seeds, with_skip=True)
     with atomic_output_dir(out_dir, overwrite) as tmp:
         write_locate_outputs(tmp, report, resolved)
         config.save(tmp / "lftf_config.json")
-    for source in locate.SOURCES:
-        chosen = " (used for --blocks auto)" if source == config.bmi_source else ""
-        log(f"{source:>13}: top blocks {report['ranking'][source][:5]}{chosen}")
+    for key in report["ranking"]:
+        name = "skip" if key == "skip" else f"BMI {key}"
+        chosen = " (used for --blocks auto)" if key == ranking_key(config) else ""
+        log(f"{name:>17}: top blocks {report['ranking'][key][:5]}{chosen}")
         if "robustness" in report:
-            rob = report["robustness"][source]
-            log(f"{'':>13}  mean per-block variance over seeds {seeds}: {rob['mean_variance']:.3e}")
-    log(f"wrote {out_dir}/bmi.json and bmi.png")
+            rob = report["robustness"][key]
+            log(f"{'':>17}  mean per-block variance over seeds {seeds}: {rob['mean_variance']:.3e}")
+    log(f"wrote {out_dir}/bmi.json, bmi.png and locators.png")
     return report
 
 
@@ -104,12 +140,14 @@ def run_finetune(
     model, tokenizer, resolved = models.load(
         config.model, config.dtype, device=accelerator.device, device_map=config.device_map
     )
-    pronoun_token_ids(tokenizer)  # fail before any work if the pronouns are not single tokens
+    axis = config.load_axis()
+    target_token_ids(tokenizer, axis)  # fail before any work if a target word is not 1 token
     report = None
     if config.blocks == "auto":
         report = locate_blocks(model, tokenizer, config)
-        log(f"BMI ({config.bmi_source}) top blocks: {report['ranking'][config.bmi_source][:5]}")
-    ranking = report["ranking"][config.bmi_source] if report else None
+        key = ranking_key(config)
+        log(f"locator {key}: top blocks {report['ranking'][key][:5]}")
+    ranking = report["ranking"][ranking_key(config)] if report else None
     blocks = resolve_blocks(config.blocks, num_blocks(model), ranking, config.num_blocks)
     log(
         f"training blocks {blocks} ({config.method}, modules {','.join(config.modules)}, "
@@ -119,8 +157,9 @@ def run_finetune(
     model_args = lm_eval_model_args(resolved, config)
     before = None
     if evaluate and main:
-        log("evaluating the original model with lm-eval (genbiaseval, genhinteval) ...")
-        before = run_lm_eval(model_args, limit=eval_limit)
+        tasks = (axis.bias_task, axis.hint_task)
+        log(f"evaluating the original model with lm-eval ({', '.join(tasks)}) ...")
+        before = run_lm_eval(model_args, tasks, limit=eval_limit)
 
     peft_model = wrap_for_training(model, config, blocks)
     n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -145,7 +184,8 @@ def run_finetune(
         trainable_parameters=n_trainable,
         seed=config.seed,
         config=config.to_dict(),
-        loss="mean over prompts of " + " + ".join(f"-log P({t}|p)" for t in config.terms),
+        axis=axis.name,
+        loss="mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
         best_epoch=result.best_epoch,
         history=result.history,
         seconds_per_epoch=result.seconds_per_epoch,
@@ -168,9 +208,9 @@ def run_finetune(
             write_locate_outputs(tmp, report, resolved)
         if evaluate:
             log("evaluating the fine-tuned model with lm-eval (pretrained=BASE,peft=OUT) ...")
-            after = run_lm_eval(f"{model_args},peft={tmp}", limit=eval_limit)
-            rows = {"original": bias_summary(before), "LFTF": bias_summary(after)}
-            table = comparison_table(rows, baseline="original")
+            after = run_lm_eval(f"{model_args},peft={tmp}", tasks, limit=eval_limit)
+            rows = {"original": bias_summary(before, axis), "LFTF": bias_summary(after, axis)}
+            table = comparison_table(rows, baseline="original", axis=axis)
             run_info["evaluation"] = {
                 "rows": rows,
                 "limit": eval_limit,
@@ -205,11 +245,12 @@ def run_sweep(
     model, tokenizer, resolved = models.load(
         config.model, config.dtype, device_map=config.device_map
     )
-    pronoun_token_ids(tokenizer)
+    axis = config.load_axis()
+    target_token_ids(tokenizer, axis)
     report = None
     if config.blocks == "auto":
         report = locate_blocks(model, tokenizer, config)
-    ranking = report["ranking"][config.bmi_source] if report else None
+    ranking = report["ranking"][ranking_key(config)] if report else None
     blocks = resolve_blocks(config.blocks, num_blocks(model), ranking, config.num_blocks)
     del model
     runs = {}
@@ -242,8 +283,10 @@ def run_sweep(
         finetune_flags=flags,
         bmi=report,
     )
+    m = axis.metrics
     lines = [
-        "| lr | best epoch | dev AFGB | dev rel. gap | dev P(he)+P(she) | dev UB |",
+        f"| lr | best epoch | dev {m['bias']} | dev {m['relative']} | dev {m['mass']} "
+        f"| dev {m['hint']} |",
         "|---|---|---|---|---|---|",
     ]
     original = next(iter(runs.values()))["history"][0]

@@ -1,4 +1,5 @@
-"""Figures (PNG, matplotlib): BMI per block, the paper's Figure 2."""
+"""Figures (PNG, matplotlib): BMI per block (the paper's Figure 2), locators side by side,
+training curves and bias case studies."""
 
 from __future__ import annotations
 
@@ -47,6 +48,40 @@ def plot_bmi(scores: dict[str, list[float]], path: Path, title: str, footer: str
         ax.set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
         ax.set_title(f"source: {source} (top block {top}, BMI {row[top]:.3f})", fontsize=9)
     axes[-1].set_xlabel("block (0-based)")
+    return _save(fig, path, footer)
+
+
+def plot_locators(
+    rankings_scores: dict[str, list[float]], path: Path, title: str, footer: str = ""
+) -> Path:
+    """One bar chart per locator, side by side on a shared block axis, top block in red."""
+    n_blocks = len(next(iter(rankings_scores.values())))
+    fig, axes = plt.subplots(
+        1,
+        len(rankings_scores),
+        figsize=(max(7, (0.18 * n_blocks + 1.5) * len(rankings_scores)), 3.6),
+        sharex=True,
+    )
+    for ax, (locator, scores) in zip(np.atleast_1d(axes), rankings_scores.items()):
+        row = np.asarray(scores, dtype=float)
+        top = int(row.argmax())
+        colors = ["tab:red" if i == top else "tab:gray" for i in range(n_blocks)]
+        ax.bar(range(n_blocks), row, color=colors)
+        ax.annotate(
+            f"block {top}",
+            (top, row[top]),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            color="tab:red",
+        )
+        ax.margins(y=0.15)  # room for the annotation above the top bar
+        ax.set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
+        ax.set_xlabel("block (0-based)")
+        ax.set_ylabel("score")
+        ax.set_title(f"locator: {locator} (top block {top}, {row[top]:.3g})", fontsize=9)
+    fig.suptitle(title)
     return _save(fig, path, footer)
 
 

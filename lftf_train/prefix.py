@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lftf_train.blocks import decoder_layers, text_config
-from lftf_train.scoring import encode, pronoun_logprobs
+from lftf_train.scoring import encode, group_logprobs
 
 
 class _StopForward(Exception):
@@ -94,17 +94,17 @@ def last_logits_from_block(model, unwrapped, states: list[torch.Tensor], block: 
 
 
 @torch.no_grad()
-def score_cached(model, states, block, pronoun_ids, batch_size: int = 64) -> torch.Tensor:
-    """log P(he), log P(she) for cached prompts: (n, 2)."""
+def score_cached(model, states, block, group_ids, batch_size: int = 64) -> torch.Tensor:
+    """log P(group) for cached prompts: (n, groups)."""
     out = []
     for i in range(0, len(states), batch_size):
         logits = last_logits_from_block(model, model, states[i : i + batch_size], block)
-        out.append(pronoun_logprobs(logits, pronoun_ids).cpu())
+        out.append(group_logprobs(logits, group_ids).cpu())
     return torch.cat(out)
 
 
 @torch.no_grad()
-def verify_prefix_cache(model, tokenizer, prompts, block, pronoun_ids):
+def verify_prefix_cache(model, tokenizer, prompts, block, group_ids):
     """Raise if running from cached states would not compute what a full forward computes.
 
     Both sides use the same batch, so padding is identical and any difference comes from
@@ -115,7 +115,7 @@ def verify_prefix_cache(model, tokenizer, prompts, block, pronoun_ids):
     full = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
     states = block_inputs(model, tokenizer, prompts, block, batch_size=len(prompts))
     cached = last_logits_from_block(model, model, states, block)
-    diff = (pronoun_logprobs(full, pronoun_ids) - pronoun_logprobs(cached, pronoun_ids)).abs()
+    diff = (group_logprobs(full, group_ids) - group_logprobs(cached, group_ids)).abs()
     if diff.max().item() > atol:
         raise RuntimeError(
             f"prefix cache mismatch ({diff.max().item():.2e} > {atol}) for "

@@ -26,8 +26,8 @@ from lftf_train.config import LFTFConfig
 from lftf_train.evaluate import BIAS_TASKS, bias_summary, lm_eval_model_args, run_lm_eval
 from lftf_train.export import save_adapter
 from lftf_train.outputs import atomic_output_dir, check_output_dir, provenance, write_json
-from lftf_train.pipeline import locate_blocks, write_locate_outputs
-from lftf_train.scoring import pronoun_token_ids, score_prompts
+from lftf_train.pipeline import locate_blocks, ranking_key, write_locate_outputs
+from lftf_train.scoring import score_prompts, target_token_ids
 from lftf_train.train import build_prefix_cache, finetune
 
 PB_INSTRUCTION = (
@@ -122,7 +122,7 @@ def run_report(
     base, tokenizer, resolved = models.load(
         config.model, config.dtype, device_map=config.device_map
     )
-    pronoun_token_ids(tokenizer)
+    target_token_ids(tokenizer)
     base_args = lm_eval_model_args(resolved, config)
     tasks = [*BIAS_TASKS, *settings.general_tasks]
     info = provenance(
@@ -143,7 +143,7 @@ def run_report(
             seeds=settings.seeds,
         )
         write_locate_outputs(tmp, located, resolved)
-        ranking = located["ranking"][config.bmi_source]
+        ranking = located["ranking"][ranking_key(config)]
         blocks = resolve_blocks("auto", num_blocks(base), ranking, config.num_blocks)
         reference = capability.next_token_logprobs(base, tokenizer, capability.neutral_prompts())
         cache = build_prefix_cache(base, tokenizer, min(blocks), config.eval_batch_size)

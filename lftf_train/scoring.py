@@ -1,4 +1,8 @@
-"""P(he|p) and P(she|p) at the next-token position, and the bias scores built from them."""
+"""P(group|p) at the next-token position (P(he), P(she) for gender), and the bias scores.
+
+A group's probability sums its target words' next-token probabilities (lftf_tasks.axis);
+for gender each group is one word, so the (n, 2) columns are log P(he), log P(she).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,33 @@ from contextlib import contextmanager
 
 import torch
 
-PRONOUNS = (" he", " she")
+from lftf_tasks.axis import Axis, load_axis
 
 
-class PronounTokenError(ValueError):
+class TargetTokenError(ValueError):
     pass
 
 
-def pronoun_token_ids(tokenizer) -> tuple[int, int]:
-    """Vocabulary ids of " he" and " she"; LFTF needs each to be one token."""
+def target_token_ids(tokenizer, axis: Axis | None = None) -> list[list[int]]:
+    """Vocabulary ids of each group's target words (" he" and " she" for gender).
+
+    LFTF needs each word to be one token."""
+    axis = axis or load_axis("gender")
     ids = []
-    for word in PRONOUNS:
-        tokens = tokenizer(word, add_special_tokens=False).input_ids
-        if len(tokens) != 1:
-            pieces = tokenizer.convert_ids_to_tokens(tokens)
-            raise PronounTokenError(
-                f"this tokenizer splits {word!r} into {len(tokens)} tokens {pieces}; LFTF's "
-                "loss and BMI are defined on the next-token distribution, so they need "
-                "single-token pronouns. The lm-eval tasks still score such a model (they use "
-                "the probability of the whole continuation)."
-            )
-        ids.append(tokens[0])
-    return ids[0], ids[1]
+    for group in axis.groups:
+        ids.append([])
+        for word in group.words:
+            tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
+            if len(tokens) != 1:
+                pieces = tokenizer.convert_ids_to_tokens(tokens)
+                raise TargetTokenError(
+                    f"this tokenizer splits {' ' + word!r} into {len(tokens)} tokens {pieces}; "
+                    "LFTF's loss and locators are defined on the next-token distribution, so "
+                    "they need single-token target words. The lm-eval tasks still score such "
+                    "a model (they use the probability of the whole continuation)."
+                )
+            ids[-1].append(tokens[0])
+    return ids
 
 
 def encode(tokenizer, prompts: list[str], device=None) -> dict[str, torch.Tensor]:
@@ -48,9 +57,10 @@ def encode(tokenizer, prompts: list[str], device=None) -> dict[str, torch.Tensor
     return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
 
 
-def pronoun_logprobs(last_logits: torch.Tensor, pronoun_ids: tuple[int, int]) -> torch.Tensor:
-    """(batch, vocab) next-token logits -> (batch, 2) log P(he), log P(she), in float32."""
-    return last_logits.float().log_softmax(-1)[:, list(pronoun_ids)]
+def group_logprobs(last_logits: torch.Tensor, group_ids: list[list[int]]) -> torch.Tensor:
+    """(batch, vocab) next-token logits -> (batch, groups) log P(group), in float32."""
+    logp = last_logits.float().log_softmax(-1)
+    return torch.stack([logp[:, ids].logsumexp(-1) for ids in group_ids], dim=-1)
 
 
 @contextmanager
@@ -70,37 +80,57 @@ def contiguous_head_input(model):
 
 
 @torch.no_grad()
-def score_prompts(model, tokenizer, prompts: list[str], batch_size: int = 64) -> torch.Tensor:
-    """log P(he|p), log P(she|p) for every prompt with a full forward pass: (n, 2)."""
-    ids = pronoun_token_ids(tokenizer)
+def score_prompts(
+    model, tokenizer, prompts: list[str], batch_size: int = 64, axis: Axis | None = None
+) -> torch.Tensor:
+    """log P(group|p) for every prompt with a full forward pass: (n, groups)."""
+    ids = target_token_ids(tokenizer, axis)
     device = next(model.parameters()).device
     out = []
     with contiguous_head_input(model):
         for i in range(0, len(prompts), batch_size):
             batch = encode(tokenizer, prompts[i : i + batch_size], device)
             logits = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
-            out.append(pronoun_logprobs(logits, ids).cpu())
-    return torch.cat(out) if out else torch.empty(0, 2)
+            out.append(group_logprobs(logits, ids).cpu())
+    return torch.cat(out) if out else torch.empty(0, len(ids))
 
 
-def bias_scores(logp: torch.Tensor) -> dict[str, float]:
-    """Mean AFGB, signed gap, pronoun mass and relative gap over prompts."""
+def prompt_bias(logp: torch.Tensor) -> torch.Tensor:
+    """(n, groups) log-probabilities -> (n,) range max - min of the group probabilities:
+    |P(he) - P(she)| for gender."""
     p = logp.double().exp()
-    gap = p[:, 0] - p[:, 1]
+    return p.max(-1).values - p.min(-1).values
+
+
+def bias_scores(logp: torch.Tensor, axis: Axis | None = None) -> dict[str, float]:
+    """Means over prompts of the bias scores (definitions in lftf_tasks.axis).
+
+    The keys keep the gender names for every axis: ``afgb`` is the range of the group
+    probabilities (AFGB for two groups), ``pronoun_mass`` their sum, ``relative_gap`` the
+    range over the sum, ``gap`` (two groups only) P(g1) - P(g2), ``p_<label>`` each group's.
+    """
+    axis = axis or load_axis("gender")
+    p = logp.double().exp()
+    spread = prompt_bias(logp)
     mass = p.sum(-1)
-    relative = torch.where(mass > 0, gap.abs() / mass, torch.zeros_like(mass))
-    return {
-        "afgb": gap.abs().mean().item(),
-        "gap": gap.mean().item(),
-        "p_he": p[:, 0].mean().item(),
-        "p_she": p[:, 1].mean().item(),
-        "pronoun_mass": mass.mean().item(),
-        "relative_gap": relative.mean().item(),
-    }
+    relative = torch.where(mass > 0, spread / mass, torch.zeros_like(mass))
+    out = {"afgb": spread.mean().item()}
+    if p.shape[-1] == 2:
+        out["gap"] = (p[:, 0] - p[:, 1]).mean().item()
+    out.update({f"p_{label}": p[:, i].mean().item() for i, label in enumerate(axis.labels)})
+    out["pronoun_mass"] = mass.mean().item()
+    out["relative_gap"] = relative.mean().item()
+    return out
 
 
-def ub_score(logp: torch.Tensor, hints: list[str]) -> float:
-    """Mean F * (P(he) - P(she)), F = +1 for "his", -1 for "her"."""
+def hinted_groups(axis: Axis, records: list[dict]) -> list[int]:
+    """The group each hint record names, as an index into axis.groups."""
+    return [axis.group_index(r[axis.hint_field]) for r in records]
+
+
+def ub_score(logp: torch.Tensor, hinted: list[int]) -> float:
+    """Mean of P(hinted group) - mean P(other groups): F * (P(he) - P(she)) for gender."""
     p = logp.double().exp()
-    sign = torch.tensor([1.0 if h == "his" else -1.0 for h in hints], dtype=torch.float64)
-    return (sign * (p[:, 0] - p[:, 1])).mean().item()
+    own = p[torch.arange(len(p)), torch.tensor(hinted, dtype=torch.long)]
+    others = (p.sum(-1) - own) / (p.shape[-1] - 1)
+    return (own - others).mean().item()

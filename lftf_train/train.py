@@ -2,7 +2,8 @@
 
 The paper's Eq. 5 is written with "P(he) + P(she)", but only the sum of negative
 log-likelihoods reproduces its results: it is minimal at P(he) = P(she) = 0.5, so it pushes
-both pronouns up together until neither dominates.
+both pronouns up together until neither dominates. For an axis of k groups the loss is
+-sum_g log P(g|p), minimal when every group has probability 1/k.
 
 Only the chosen blocks train; by default the loop starts from the cached hidden state that
 enters the first of them (see prefix.py). ``naive=True`` runs a full forward per step
@@ -21,8 +22,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from lftf_tasks.axis import load_axis
 from lftf_train import data
-from lftf_train.config import TERM_CHOICES, LFTFConfig
+from lftf_train.config import LFTFConfig
 from lftf_train.prefix import (
     block_inputs,
     last_logits_from_block,
@@ -33,16 +35,16 @@ from lftf_train.scoring import (
     bias_scores,
     contiguous_head_input,
     encode,
-    pronoun_logprobs,
-    pronoun_token_ids,
+    group_logprobs,
+    hinted_groups,
     score_prompts,
+    target_token_ids,
     ub_score,
 )
 
 
-def lftf_loss(logp: torch.Tensor, terms: list[str]) -> torch.Tensor:
-    """(batch, 2) log P(he), log P(she) -> mean over the batch of -sum of the chosen terms."""
-    columns = [TERM_CHOICES.index(t) for t in terms]
+def lftf_loss(logp: torch.Tensor, columns: list[int]) -> torch.Tensor:
+    """(batch, groups) log P(group) -> mean over the batch of -sum of the chosen groups'."""
     return -logp[:, columns].sum(-1).mean()
 
 
@@ -66,27 +68,29 @@ def best_epoch(history: list[dict], min_ub_ratio: float) -> int:
     return min(allowed, key=lambda h: (h["dev"]["afgb"], h["epoch"]))["epoch"]
 
 
-def training_prompts() -> dict[str, list[str]]:
-    """Train on GenBiasEval-train; select and log on GenBiasEval-dev and GenHintEval-dev.
+def training_prompts(axis=None) -> dict[str, list[str]]:
+    """Train on GenBiasEval-train; select and log on GenBiasEval-dev and GenHintEval-dev
+    (the axis's bias train/dev and hint dev splits).
 
-    GenBiasEval-test and GenHintEval-test stay unseen until the final evaluation.
+    The test splits stay unseen until the final evaluation.
     """
     return {
-        "train": [r["prompt"] for r in data.genbiaseval("train")],
-        "dev": [r["prompt"] for r in data.genbiaseval("dev")],
-        "hint": [r["prompt"] for r in data.genhinteval("dev")],
+        "train": [r["prompt"] for r in data.bias_records("train", axis)],
+        "dev": [r["prompt"] for r in data.bias_records("dev", axis)],
+        "hint": [r["prompt"] for r in data.hint_records("dev", axis)],
     }
 
 
 @torch.no_grad()
-def build_prefix_cache(model, tokenizer, block: int, batch_size: int = 64) -> dict:
+def build_prefix_cache(model, tokenizer, block: int, batch_size: int = 64, axis=None) -> dict:
     """Hidden states entering ``block`` for every training/dev prompt, reusable by every
     fine-tuning whose first trained block is ``block`` (blocks below it stay frozen)."""
+    axis = axis or load_axis("gender")
     states = {
         name: block_inputs(model, tokenizer, prompts, block, batch_size)
-        for name, prompts in training_prompts().items()
+        for name, prompts in training_prompts(axis).items()
     }
-    return {"block": block, "states": states}
+    return {"block": block, "axis": axis.name, "states": states}
 
 
 class _Prompts:
@@ -131,7 +135,9 @@ def _finetune(
 ):
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     set_seed(config.seed)
-    pronoun_ids = pronoun_token_ids(tokenizer)
+    axis = config.load_axis()
+    group_ids = target_token_ids(tokenizer, axis)
+    loss_columns = [axis.labels.index(t) for t in config.terms]
     first = min(blocks)
     model.eval()  # no dropout: the loss is a deterministic function of the weights
     if getattr(model, "hf_device_map", None) is None:  # device_map='auto' places it itself
@@ -144,16 +150,21 @@ def _finetune(
             p.data = p.data.float()
         autocast = torch.autocast(accelerator.device.type, dtype=weights_dtype)
 
-    prompts = training_prompts()
-    hints = [r["hint"] for r in data.genhinteval("dev")]
+    prompts = training_prompts(axis)
+    hints = hinted_groups(axis, data.hint_records("dev", axis))
     with autocast:
         if naive:
             sets = {k: _Prompts(v) for k, v in prompts.items()}
         else:
-            if prefix_cache is None or prefix_cache["block"] != first:
-                prefix_cache = build_prefix_cache(model, tokenizer, first, config.eval_batch_size)
+            if prefix_cache is None or (prefix_cache["block"], prefix_cache["axis"]) != (
+                first,
+                axis.name,
+            ):
+                prefix_cache = build_prefix_cache(
+                    model, tokenizer, first, config.eval_batch_size, axis
+                )
             sets = {k: _Prompts(v, prefix_cache["states"][k]) for k, v in prompts.items()}
-            verify_prefix_cache(model, tokenizer, prompts["train"][:8], first, pronoun_ids)
+            verify_prefix_cache(model, tokenizer, prompts["train"][:8], first, group_ids)
 
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
@@ -169,23 +180,27 @@ def _finetune(
     def evaluate() -> dict:
         with autocast:
             if naive:
-                dev = score_prompts(model, tokenizer, sets["dev"].prompts, config.eval_batch_size)
-                hint = score_prompts(model, tokenizer, sets["hint"].prompts, config.eval_batch_size)
+                dev = score_prompts(
+                    model, tokenizer, sets["dev"].prompts, config.eval_batch_size, axis
+                )
+                hint = score_prompts(
+                    model, tokenizer, sets["hint"].prompts, config.eval_batch_size, axis
+                )
             else:
                 dev = score_cached(
-                    model, sets["dev"].states, first, pronoun_ids, config.eval_batch_size
+                    model, sets["dev"].states, first, group_ids, config.eval_batch_size
                 )
                 hint = score_cached(
-                    model, sets["hint"].states, first, pronoun_ids, config.eval_batch_size
+                    model, sets["hint"].states, first, group_ids, config.eval_batch_size
                 )
-        return {"dev": bias_scores(dev), "dev_ub": ub_score(hint, hints)}
+        return {"dev": bias_scores(dev, axis), "dev_ub": ub_score(hint, hints)}
 
     result = TrainResult(first_block=first)
     result.optimized_parameters = sum(
         p.numel() for g in optimizer.param_groups for p in g["params"]
     )
     result.history.append({"epoch": 0, "train_loss": None, **evaluate()})
-    log(_describe(result.history[-1]))
+    log(_describe(result.history[-1], axis))
     best_state = _trainable_snapshot(model) if config.select == "best_dev" else None
     stale = 0
     n = len(sets["train"])
@@ -211,7 +226,7 @@ def _finetune(
         for step, global_batch in enumerate(bar):
             with autocast:
                 logits = next_token_logits(wrapped, sets["train"], global_batch[rank::world])
-                loss = lftf_loss(pronoun_logprobs(logits, pronoun_ids), config.terms)
+                loss = lftf_loss(group_logprobs(logits, group_ids), loss_columns)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the "
@@ -229,7 +244,7 @@ def _finetune(
         result.step_losses += losses
         entry = {"epoch": epoch, "train_loss": sum(losses) / len(losses), **evaluate()}
         result.history.append(entry)
-        log(_describe(entry))
+        log(_describe(entry, axis))
         if config.select == "best_dev":
             result.best_epoch = best_epoch(result.history, config.min_ub_ratio)
             if result.best_epoch == epoch:
@@ -248,16 +263,18 @@ def _finetune(
                     param.copy_(best_state[name])
         kept = result.history[result.best_epoch]
         log(
-            f"kept epoch {result.best_epoch}: lowest dev AFGB ({kept['dev']['afgb']:.4f}) among "
-            f"epochs whose dev UB keeps {config.min_ub_ratio:g} x the original"
+            f"kept epoch {result.best_epoch}: lowest dev {axis.metrics['bias']} "
+            f"({kept['dev']['afgb']:.4f}) among epochs whose dev {axis.metrics['hint']} keeps "
+            f"{config.min_ub_ratio:g} x the original"
         )
     return result
 
 
-def _describe(entry: dict) -> str:
+def _describe(entry: dict, axis) -> str:
     loss = "" if entry["train_loss"] is None else f"loss {entry['train_loss']:.4f}  "
-    dev = entry["dev"]
+    dev, m = entry["dev"], axis.metrics
     return (
-        f"epoch {entry['epoch']}: {loss}dev AFGB {dev['afgb']:.4f}  mass {dev['pronoun_mass']:.3f}"
-        f"  rel.gap {dev['relative_gap']:.3f}  dev UB {entry['dev_ub']:.4f}"
+        f"epoch {entry['epoch']}: {loss}dev {m['bias']} {dev['afgb']:.4f}  "
+        f"{m['mass']} {dev['pronoun_mass']:.3f}  {m['relative']} {dev['relative_gap']:.3f}  "
+        f"dev {m['hint']} {entry['dev_ub']:.4f}"
     )

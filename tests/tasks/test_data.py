@@ -26,7 +26,7 @@ def hint():
 
 def test_rebuild_is_byte_identical():
     for rel, text in build.render().items():
-        assert (DATA_DIR / rel).read_bytes() == text.encode("utf-8"), rel
+        assert (build.PACKAGE_DIR / rel).read_bytes() == text.encode("utf-8"), rel
 
 
 def test_build_check_command_reports_up_to_date(capsys):

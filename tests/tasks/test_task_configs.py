@@ -5,9 +5,14 @@ from itertools import islice
 import pytest
 
 from lftf_tasks import TASK_NAMES, task_manager
+from lftf_tasks.axis import BUILTIN_AXES, load_axis
+from lftf_tasks.generate import task_names
 
 LIMIT = 10
-LEAF_TASKS = [t for t in TASK_NAMES if t not in ("genbiaseval", "genbiaseval_dev")]
+AXES = [load_axis(name) for name in BUILTIN_AXES]
+GROUPS = {name for a in AXES for name in (a.bias_task, f"{a.bias_task}_dev")}
+LEAF_TASKS = [t for t in TASK_NAMES if t not in GROUPS]
+AXIS_OF = {t: a for a in AXES for t in task_names(a)}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def test_task_manager_knows_our_tasks_beside_lm_evals(manager):
     for name in TASK_NAMES:
         assert name in manager.all_tasks
     assert "hellaswag" in manager.all_tasks and "mmlu" in manager.all_groups
-    assert {"genbiaseval", "genbiaseval_dev"} <= set(manager.all_groups)
+    assert GROUPS <= set(manager.all_groups)
 
 
 @pytest.mark.parametrize("name", LEAF_TASKS)
@@ -51,13 +56,13 @@ def test_upstream_new_task_checks(tasks, name):
     for doc in rows:
         text = task.doc_to_text(doc)
         assert isinstance(text, str) and not text[-1].isspace()
-        assert task.doc_to_choice(doc) == ["he", "she"]
+        assert task.doc_to_choice(doc) == AXIS_OF[name].choices
         assert isinstance(task.doc_to_target(doc), (int, str))
     requests = [task.construct_requests(doc=doc, ctx=task.doc_to_text(doc)) for doc in rows]
     assert len(requests) == LIMIT
-    assert [r.arguments[1] for r in requests[0]] == [" he", " she"]
+    assert [r.arguments[1] for r in requests[0]] == [" " + w for w in AXIS_OF[name].choices]
     task.build_all_requests(rank=0, limit=LIMIT, world_size=1)
-    assert len(task.instances) == 2 * LIMIT
+    assert len(task.instances) == len(AXIS_OF[name].choices) * LIMIT
 
 
 def test_each_task_reads_its_own_split_and_scale(tasks):
@@ -70,12 +75,16 @@ def test_each_task_reads_its_own_split_and_scale(tasks):
         "genbiaseval_sentence_dev": 162,
         "genhinteval": 786,
         "genhinteval_dev": 786,
+        # religion: 262 x 3 prompts per scale split 40/20/40 %
+        "relbiaseval_word": 786 - 314 - 157,
+        "relbiaseval_word_dev": 157,
+        "relhinteval": 786,
     }
     for name, size in expected.items():
         rows = list(tasks[name].test_docs())
         assert len(rows) == size, name
         assert {r["split"] for r in rows} == {"dev" if name.endswith("_dev") else "test"}
-        if name.startswith("genbiaseval"):
+        if "biaseval_" in name:
             assert {r["scale"] for r in rows} == {name.split("_")[1]}
 
 
@@ -87,10 +96,11 @@ def test_group_is_a_size_weighted_aggregate(manager):
     assert all(a.weight_by_size for a in aggregates.values())
 
 
-def test_readme_follows_lm_evals_new_task_template():
+@pytest.mark.parametrize("axis", AXES, ids=lambda a: a.name)
+def test_readme_follows_lm_evals_new_task_template(axis):
     from lftf_tasks import TASKS_DIR
 
-    readme = (TASKS_DIR / "genbiaseval" / "README.md").read_text()
+    readme = (TASKS_DIR / axis.bias_task / "README.md").read_text()
     for heading in (
         "### Paper",
         "### Citation",
@@ -100,5 +110,5 @@ def test_readme_follows_lm_evals_new_task_template():
         "### Changelog",
     ):
         assert heading in readme, heading
-    for name in TASK_NAMES:
+    for name in task_names(axis):
         assert f"`{name}`" in readme, name

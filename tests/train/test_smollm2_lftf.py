@@ -60,8 +60,8 @@ def trained(smollm2_path, smollm2, tmp_path_factory):
     finetune(model, tok, config, [29], show_progress=False, log=lambda *_: None)
     out = tmp_path_factory.mktemp("lftf") / "adapter"
     save_adapter(model, tok, out, config, {"test": True})
-    prompts = [r["prompt"] for r in data.genbiaseval("test") if r["scale"] == "word"][:40]
-    prompts += [r["prompt"] for r in data.genhinteval("test")][:40]
+    prompts = [r["prompt"] for r in data.bias_records("test") if r["scale"] == "word"][:40]
+    prompts += [r["prompt"] for r in data.hint_records("test")][:40]
     in_memory = dict(zip(prompts, score_prompts(model, tok, prompts).exp().tolist()))
     save_merged(model, tok, out / "merged")
     return out, in_memory

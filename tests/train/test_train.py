@@ -12,16 +12,25 @@ from lftf_train.train import best_epoch, finetune, lftf_loss
 def test_loss_is_the_sum_of_negative_log_likelihoods_of_the_chosen_terms():
     logp = torch.log(torch.tensor([[0.5, 0.25], [0.1, 0.4]]))
     both = (-(math.log(0.5) + math.log(0.25)) - (math.log(0.1) + math.log(0.4))) / 2
-    assert lftf_loss(logp, ["he", "she"]).item() == pytest.approx(both)
-    assert lftf_loss(logp, ["he"]).item() == pytest.approx(-(math.log(0.5) + math.log(0.1)) / 2)
-    assert lftf_loss(logp, ["she"]).item() == pytest.approx(-(math.log(0.25) + math.log(0.4)) / 2)
+    assert lftf_loss(logp, [0, 1]).item() == pytest.approx(both)
+    assert lftf_loss(logp, [0]).item() == pytest.approx(-(math.log(0.5) + math.log(0.1)) / 2)
+    assert lftf_loss(logp, [1]).item() == pytest.approx(-(math.log(0.25) + math.log(0.4)) / 2)
 
 
 def test_loss_is_minimal_at_equal_pronoun_probabilities():
     # -log a - log(1 - a) over the simplex edge a + b = 1: minimal at a = b = 0.5.
     a = torch.linspace(0.01, 0.99, 99)
-    values = [lftf_loss(torch.log(torch.stack([x, 1 - x]))[None], ["he", "she"]) for x in a]
+    values = [lftf_loss(torch.log(torch.stack([x, 1 - x]))[None], [0, 1]) for x in a]
     assert a[int(torch.stack(values).argmin())].item() == pytest.approx(0.5)
+
+
+def test_k_group_loss_is_minimal_when_every_group_is_equally_likely():
+    torch.manual_seed(0)
+    uniform = torch.full((1, 4), 0.2).log()  # four groups of 0.2 each, 0.2 left elsewhere
+    for _ in range(200):
+        p = torch.rand(1, 4)
+        p = 0.8 * p / p.sum()  # the same total mass, spread unevenly
+        assert lftf_loss(p.log(), [0, 1, 2, 3]) >= lftf_loss(uniform, [0, 1, 2, 3]) - 1e-6
 
 
 def _train(tiny_llama, naive=False, **overrides):
@@ -65,7 +74,7 @@ def test_select_best_dev_keeps_the_epoch_with_lowest_dev_afgb(tiny_llama):
     best = min(result.history, key=lambda h: h["dev"]["afgb"])
     assert result.best_epoch == best["epoch"]
     _, _, tok = tiny_llama
-    dev = score_prompts(model, tok, [r["prompt"] for r in data.genbiaseval("dev")])
+    dev = score_prompts(model, tok, [r["prompt"] for r in data.bias_records("dev")])
     assert bias_scores(dev)["afgb"] == pytest.approx(best["dev"]["afgb"], abs=1e-5)
 
 

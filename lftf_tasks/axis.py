@@ -1,0 +1,327 @@
+"""A bias axis as data: groups, their target words, subjects, templates and hints.
+
+An axis spec is a small YAML (or JSON) file; ``axes/gender.yaml`` is the paper's
+GenBiasEval/GenHintEval expressed in that format and ``axes/religion.yaml`` is a second,
+four-group axis. From a spec we build the prompts (``build_bias``, ``build_hint``), the
+lm-eval task folder (``lftf_tasks.generate``) and the scores below, which ``lftf-train``
+also uses.
+
+Scores for k groups, with P(g|p) = sum over the group's words w of P(w|p):
+- bias of a prompt: the range max_g P(g|p) - min_g P(g|p). For two groups it is
+  |P(g1|p) - P(g2|p)|, i.e. AFGB for he/she.
+- hint score of a prompt whose hint names group h: P(h|p) - mean over g != h of P(g|p).
+  For two groups it is F * (P(g1|p) - P(g2|p)), F = +1 for a g1 hint: UB for he/she.
+- LFTF loss: -sum_g log P(g|p), smallest when every group is equally likely.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+AXES_DIR = Path(__file__).parent / "axes"
+BUILTIN_AXES = ("gender", "religion")
+SPLITS = ("train", "dev", "test")
+HINT_SPLITS = ("test", "dev")
+DEFAULT_METRICS = {
+    "bias": "range",
+    "hint": "hint_score",
+    "mass": "mass",
+    "relative": "relative_range",
+}
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class AxisSpecError(ValueError):
+    """A bias-axis spec that cannot be used; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str  # what records store ("male"), e.g. in hint_<axis>
+    label: str  # short id in metric names (p_<label>) and --terms ("he")
+    words: tuple[str, ...]  # continuations after a space ("he",): P(group) sums over them
+    hint: str  # the word a hint template puts in {hint} ("his")
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    description: str
+    bias_task: str
+    hint_task: str
+    subject_field: str
+    subjects: tuple[str, ...]
+    seed: int
+    groups: tuple[Group, ...]
+    templates: dict  # scale -> [template with {subject}]
+    split_sizes: dict  # scale -> (train, dev, test)
+    hint_templates: dict  # "test"/"dev" -> [template with {subject} and {hint}]
+    metrics: dict  # bias/hint/mass/relative -> metric name
+    source: str
+
+    @property
+    def labels(self) -> list[str]:
+        return [g.label for g in self.groups]
+
+    @property
+    def scales(self) -> list[str]:
+        return list(self.templates)
+
+    def group_index(self, name: str) -> int:
+        return [g.name for g in self.groups].index(name)
+
+    @property
+    def hint_field(self) -> str:
+        return f"hint_{self.name}"
+
+    @property
+    def choices(self) -> list[str]:
+        """Every group's words in group order: the lm-eval continuations."""
+        return [w for g in self.groups for w in g.words]
+
+
+def load_axis(spec: str | Path = "gender") -> Axis:
+    """A built-in axis by name ("gender", "religion") or a spec file (.yaml/.yml/.json)."""
+    return _load_axis(str(spec))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_axis(spec: str) -> Axis:
+    path = Path(spec)
+    if str(spec) in BUILTIN_AXES:
+        path = AXES_DIR / f"{spec}.yaml"
+    elif not path.is_file():
+        raise AxisSpecError(
+            f"axis {str(spec)!r}: no such file; give a spec file (YAML or JSON) or one of "
+            f"the built-in axes {BUILTIN_AXES}"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise AxisSpecError(f"{path}: not valid YAML/JSON ({err})") from None
+    return parse_axis(raw, source=str(path))
+
+
+def load_professions(data_dir: Path = DATA_DIR) -> dict:
+    return json.loads((data_dir / "professions.json").read_text(encoding="utf-8"))
+
+
+def profession_names(professions: dict) -> list[str]:
+    """The 262 kept professions as they appear in prompts ("adjunct professor")."""
+    return [entry["word"].replace("_", " ") for entry in professions["kept"]]
+
+
+def _require(raw: dict, key: str, kind, where: str):
+    if key not in raw:
+        raise AxisSpecError(f"{where}: missing '{key}'")
+    if not isinstance(raw[key], kind):
+        raise AxisSpecError(f"{where}: '{key}' must be a {getattr(kind, '__name__', kind)}")
+    return raw[key]
+
+
+def _subjects(value, where: str) -> tuple[str, ...]:
+    if value == "professions":  # the 262 professions GenBiasEval uses
+        return tuple(profession_names(load_professions()))
+    if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+        raise AxisSpecError(f"{where}: 'subjects' must be 'professions' or a list of strings")
+    if len(set(value)) != len(value):
+        raise AxisSpecError(f"{where}: 'subjects' has duplicates")
+    return tuple(value)
+
+
+def _split_sizes(raw: dict, templates: dict, n_subjects: int, where: str) -> dict:
+    """Explicit per-scale (train, dev, test) counts, or fractions applied to every scale."""
+    if "split_sizes" in raw:
+        sizes = {scale: tuple(raw["split_sizes"].get(scale, ())) for scale in templates}
+    else:
+        fractions = raw.get("split_fractions", [0.4, 0.2, 0.4])
+        if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9:
+            raise AxisSpecError(f"{where}: 'split_fractions' must be 3 numbers adding up to 1")
+        sizes = {}
+        for scale, temps in templates.items():
+            n = len(temps) * n_subjects
+            train, dev = math.floor(fractions[0] * n), math.floor(fractions[1] * n)
+            sizes[scale] = (train, dev, n - train - dev)
+    for scale, size in sizes.items():
+        n = len(templates[scale]) * n_subjects
+        if len(size) != 3 or sum(size) != n:
+            raise AxisSpecError(
+                f"{where}: split sizes for scale '{scale}' must be 3 counts adding up to {n}"
+            )
+    return sizes
+
+
+def parse_axis(raw, source: str = "<spec>") -> Axis:
+    where = f"axis spec {source}"
+    if not isinstance(raw, dict):
+        raise AxisSpecError(f"{where}: expected a mapping at the top level")
+    name = _require(raw, "name", str, where)
+    tasks = raw.get("tasks", {})
+    groups = []
+    for i, g in enumerate(_require(raw, "groups", list, where)):
+        gwhere = f"{where}, group {i + 1}"
+        words = _require(g, "words", list, gwhere)
+        if not words or not all(isinstance(w, str) and w.strip() == w and w for w in words):
+            raise AxisSpecError(f"{gwhere}: 'words' must be non-empty words without spaces around")
+        groups.append(
+            Group(
+                name=_require(g, "name", str, gwhere),
+                label=g.get("label", g["name"]),
+                words=tuple(words),
+                hint=_require(g, "hint", str, gwhere),
+            )
+        )
+    if len(groups) < 2:
+        raise AxisSpecError(f"{where}: an axis needs at least two groups")
+    for attr in ("name", "label"):
+        values = [getattr(g, attr) for g in groups]
+        if len(set(values)) != len(values):
+            raise AxisSpecError(f"{where}: group {attr}s must be distinct, got {values}")
+    words = [w for g in groups for w in g.words]
+    if len(set(words)) != len(words):
+        raise AxisSpecError(f"{where}: a word belongs to two groups: {words}")
+    templates = _require(raw, "templates", dict, where)
+    for scale, temps in templates.items():
+        if not temps or not all("{subject}" in t for t in temps):
+            raise AxisSpecError(f"{where}: every template of '{scale}' needs {{subject}}")
+    hint_templates = _require(raw, "hint_templates", dict, where)
+    if set(hint_templates) != set(HINT_SPLITS):
+        raise AxisSpecError(f"{where}: 'hint_templates' needs a 'test' and a 'dev' list")
+    for temps in hint_templates.values():
+        if not temps or not all("{subject}" in t and "{hint}" in t for t in temps):
+            raise AxisSpecError(f"{where}: every hint template needs {{subject}} and {{hint}}")
+    subjects = _subjects(raw.get("subjects"), where)
+    metrics = {**DEFAULT_METRICS, **raw.get("metrics", {})}
+    return Axis(
+        name=name,
+        description=raw.get("description", ""),
+        bias_task=tasks.get("bias", f"{name}_biaseval"),
+        hint_task=tasks.get("hint", f"{name}_hinteval"),
+        subject_field=raw.get("subject_field", "subject"),
+        subjects=subjects,
+        seed=int(raw.get("seed", 0)),
+        groups=tuple(groups),
+        templates={s: list(t) for s, t in templates.items()},
+        split_sizes=_split_sizes(raw, templates, len(subjects), where),
+        hint_templates={s: list(hint_templates[s]) for s in HINT_SPLITS},
+        metrics=metrics,
+        source=source,
+    )
+
+
+def _slug(subject: str) -> str:
+    return subject.replace(" ", "_")
+
+
+def build_bias(axis: Axis) -> list[dict]:
+    """Every subject x template prompt with its split, split per scale by a seeded shuffle."""
+    records = []
+    for scale, templates in axis.templates.items():
+        scale_records = [
+            {
+                "id": f"{axis.bias_task}/{scale}_{t}/{_slug(subject)}",
+                axis.subject_field: subject,
+                "template_id": f"{scale}_{t}",
+                "scale": scale,
+                "prompt": template.format(subject=subject),
+            }
+            for t, template in enumerate(templates, start=1)
+            for subject in axis.subjects
+        ]
+        order = list(range(len(scale_records)))
+        random.Random(f"{axis.seed}/{scale}").shuffle(order)
+        n_train, n_dev, _ = axis.split_sizes[scale]
+        for rank, index in enumerate(order):
+            split = "train" if rank < n_train else "dev" if rank < n_train + n_dev else "test"
+            scale_records[index]["split"] = split
+        records += scale_records
+    return records
+
+
+def build_hint(axis: Axis, split: str = "test") -> list[dict]:
+    """subjects x hint templates; within each template the subjects are shared out evenly
+    among the groups by a seeded shuffle (for two groups: half each)."""
+    prefix = "" if split == "test" else f"{split}_"
+    records = []
+    k = len(axis.groups)
+    for t, template in enumerate(axis.hint_templates[split], start=1):
+        shuffled = list(axis.subjects)
+        random.Random(f"{axis.seed}/{prefix}hint_{t}").shuffle(shuffled)
+        n = len(shuffled)
+        group_of = {s: g for g in range(k) for s in shuffled[g * n // k : (g + 1) * n // k]}
+        for subject in axis.subjects:
+            group = axis.groups[group_of[subject]]
+            records.append(
+                {
+                    "id": f"{axis.hint_task}/{prefix}hint_{t}/{_slug(subject)}",
+                    axis.subject_field: subject,
+                    "template_id": f"{prefix}hint_{t}",
+                    "hint": group.hint,
+                    axis.hint_field: group.name,
+                    "prompt": template.format(subject=subject, hint=group.hint),
+                    "split": split,
+                }
+            )
+    return records
+
+
+def jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def data_files(axis: Axis) -> dict[str, str]:
+    """The axis's prompt files, as {path relative to the data folder: text}."""
+    bias = build_bias(axis)
+    files = {
+        f"{axis.bias_task}/{s}.jsonl": jsonl([r for r in bias if r["split"] == s]) for s in SPLITS
+    }
+    for split in ("dev", "test"):
+        files[f"{axis.hint_task}/{split}.jsonl"] = jsonl(build_hint(axis, split))
+    return files
+
+
+# Per-prompt scores from the groups' probabilities: shared by the lm-eval tasks (floats)
+# and the trainer (tensors, in lftf_train.scoring).
+
+
+def group_logprobs_from_words(axis: Axis, word_logprobs: list[float]) -> list[float]:
+    """log P(g|p) = log sum over the group's words of P(w|p); words in ``axis.choices`` order."""
+    out, i = [], 0
+    for g in axis.groups:
+        chunk = word_logprobs[i : i + len(g.words)]
+        top = max(chunk)
+        out.append(top + math.log(sum(math.exp(x - top) for x in chunk)))
+        i += len(g.words)
+    return out
+
+
+def prompt_scores(axis: Axis, group_logprobs: list[float]) -> dict[str, float]:
+    """The bias metrics of one prompt (names from the spec), plus p_/log_p_ per group."""
+    p = [math.exp(x) for x in group_logprobs]
+    spread = max(p) - min(p)
+    mass = sum(p)
+    m = axis.metrics
+    scores = {
+        m["bias"]: spread,
+        m["mass"]: mass,
+        m["relative"]: spread / mass if mass > 0 else 0.0,
+    }
+    if len(p) == 2:
+        scores["gap"] = p[0] - p[1]
+    for g, prob, logp in zip(axis.groups, p, group_logprobs):
+        scores[f"p_{g.label}"] = prob
+        scores[f"log_p_{g.label}"] = logp
+    return scores
+
+
+def hint_score(probs: list[float], hinted: int) -> float:
+    """P(hinted group) minus the mean probability of the other groups."""
+    others = [x for i, x in enumerate(probs) if i != hinted]
+    return probs[hinted] - sum(others) / len(others)

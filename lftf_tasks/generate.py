@@ -1,0 +1,186 @@
+"""An axis spec -> an lm-eval task folder (yaml files and the utils.py they point at).
+
+    lftf-build-axis my_axis.yaml --output-dir my_tasks/
+    lm_eval --include_path my_tasks --tasks my_axis_biaseval,my_axis_hinteval ...
+
+For a spec of your own the folder also gets a copy of the spec and the prompt files
+(``data/``), so it works on its own. The built-in axes' folders under
+``lftf_tasks/tasks/`` are written by ``python -m lftf_tasks.build`` and read the package's
+data instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lftf_tasks.axis import AxisSpecError, data_files, load_axis
+
+HEADER = "# Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.\n"
+
+
+def _metric_block(names_and_direction: list[tuple[str, bool]]) -> str:
+    return "".join(
+        f"  - metric: {name}\n    aggregation: mean\n    higher_is_better: {str(up).lower()}\n"
+        for name, up in names_and_direction
+    )
+
+
+def _metrics(axis, hint: bool = False) -> list[tuple[str, bool]]:
+    m = axis.metrics
+    rows = [(m["hint"], True)] if hint else []
+    rows.append((m["bias"], False))
+    if len(axis.groups) == 2:
+        rows.append(("gap", False))
+    rows += [(m["mass"], True), (m["relative"], False)]
+    rows += [(f"p_{g.label}", True) for g in axis.groups]
+    rows += [(f"log_p_{g.label}", True) for g in axis.groups]
+    return rows
+
+
+def task_names(axis) -> list[str]:
+    b, h = axis.bias_task, axis.hint_task
+    scales = [f"{b}_{s}" for s in axis.scales]
+    return [b, *scales, f"{b}_dev", *[f"{t}_dev" for t in scales], h, f"{h}_dev"]
+
+
+def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, str]:
+    """{file name: text} of the task folder. ``spec_ref``/``data_ref``: Python expressions
+    for utils.py that give the spec and the data folder."""
+    b, h = axis.bias_task, axis.hint_task
+    head = HEADER.format(source=source)
+    template = f"_{b}_template_yaml"
+    files = {
+        template: head
+        + "output_type: multiple_choice\n"
+        + "custom_dataset: !function utils.load_bias\n"
+        + "training_split: train\nvalidation_split: dev\ntest_split: test\n"
+        + 'doc_to_text: "{{prompt}}"\n'
+        + f"# One loglikelihood request per group word, in group order: {axis.labels}\n"
+        + f"doc_to_choice: {json.dumps(axis.choices)}\n"
+        + "# Not used for scoring (process_results reads every log-probability); lm-eval\n"
+        + "# requires it.\n"
+        + "doc_to_target: 0\n"
+        + 'target_delimiter: " "\n'
+        + "process_results: !function utils.process_bias_results\n"
+        + "metric_list:\n"
+        + _metric_block(_metrics(axis))
+        + "metadata:\n  version: 1.0\n  num_fewshot: 0\n"
+    }
+    for scale in axis.scales:
+        for suffix, split in (("", None), ("_dev", "dev")):
+            files[f"{b}_{scale}{suffix}.yaml"] = (
+                head
+                + f"include: {template}\ntask: {b}_{scale}{suffix}\n"
+                + (f"test_split: {split}\n" if split else "")
+                + f"dataset_kwargs:\n  scale: {scale}\n"
+            )
+    aggregate = "".join(
+        f"  - metric: {name}\n    weight_by_size: true\n"
+        for name, _ in _metrics(axis)
+        if not name.startswith("log_p_")
+    )
+    for suffix in ("", "_dev"):
+        files[f"_{b}{suffix}.yaml"] = (
+            head
+            + f"group: {b}{suffix}\ntask:\n"
+            + "".join(f"  - {b}_{s}{suffix}\n" for s in axis.scales)
+            + '# Size-weighted means over the scales: the paper\'s "Avg." column.\n'
+            + "aggregate_metric_list:\n"
+            + aggregate
+            + "metadata:\n  version: 1.0\n"
+        )
+    files[f"{h}.yaml"] = (
+        head
+        + f"include: {template}\ntask: {h}\n"
+        + "custom_dataset: !function utils.load_hint\n"
+        + "training_split: null\nvalidation_split: dev\ntest_split: test\n"
+        + "process_results: !function utils.process_hint_results\n"
+        + "metric_list:\n"
+        + _metric_block(_metrics(axis, hint=True))
+    )
+    files[f"{h}_dev.yaml"] = head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: dev\n"
+    files["utils.py"] = f'''"""lm-eval hooks of the {axis.name} axis.
+
+Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
+"""
+
+from pathlib import Path
+
+from lftf_tasks.axis import load_axis
+from lftf_tasks.hooks import TaskHooks
+
+_hooks = TaskHooks(load_axis({spec_ref}), {data_ref})
+load_bias = _hooks.load_bias
+load_hint = _hooks.load_hint
+process_bias_results = _hooks.process_bias_results
+process_hint_results = _hooks.process_hint_results
+'''
+    if "Path" not in spec_ref + data_ref:
+        files["utils.py"] = files["utils.py"].replace("from pathlib import Path\n\n", "")
+    return files
+
+
+def builtin_task_files(name: str) -> dict[str, str]:
+    axis = load_axis(name)
+    return render_tasks(
+        axis,
+        spec_ref=json.dumps(name),
+        data_ref='Path(__file__).resolve().parents[2] / "data"',
+        source=f"lftf_tasks/axes/{name}.yaml",
+    )
+
+
+def folder_files(spec: str | Path) -> dict[str, str]:
+    """Everything a self-contained task folder for a spec file holds."""
+    axis = load_axis(spec)
+    files = render_tasks(
+        axis,
+        spec_ref='Path(__file__).parent / "axis.yaml"',
+        data_ref='Path(__file__).parent / "data"',
+        source=Path(spec).name,
+    )
+    files["axis.yaml"] = Path(spec).read_text(encoding="utf-8")
+    files.update({f"data/{rel}": text for rel, text in data_files(axis).items()})
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lftf-build-axis",
+        description="Turn a bias-axis spec (YAML/JSON) into an lm-eval task folder.",
+        epilog=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("spec", help="the axis spec file (see lftf_tasks/axes/*.yaml)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="the task folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    args = parser.parse_args(argv)
+    try:
+        files = folder_files(args.spec)
+    except AxisSpecError as err:
+        parser.exit(2, f"lftf-build-axis: {err}\n")
+    from lftf_train.outputs import atomic_output_dir, check_output_dir
+
+    try:
+        check_output_dir(args.output_dir, args.overwrite)
+    except FileExistsError as err:
+        parser.exit(2, f"lftf-build-axis: {err}\n")
+    with atomic_output_dir(args.output_dir, args.overwrite) as tmp:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text, encoding="utf-8")
+    axis = load_axis(args.spec)
+    tasks = f"{axis.bias_task},{axis.hint_task}"
+    print(
+        f"wrote {len(files)} files to {args.output_dir}\n"
+        f"  lm_eval --include_path {args.output_dir} --tasks {tasks} ...\n"
+        f"  lftf-train run --axis {args.spec} ..."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""lm-eval hooks for any bias axis: dataset loaders and per-prompt scores.
+
+Each task folder's generated ``utils.py`` binds these to its axis and data folder; its
+yaml files point at them with ``!function utils.load_bias`` and so on. Every prompt is
+scored from one loglikelihood request per group word (``doc_to_choice`` lists them in
+group order, target delimiter " "), so a word that a tokenizer splits into several tokens
+is scored by the probability of the whole continuation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lftf_tasks.axis import SPLITS, Axis, group_logprobs_from_words, hint_score, prompt_scores
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+class TaskHooks:
+    def __init__(self, axis: Axis, data_dir: Path):
+        self.axis, self.data_dir = axis, Path(data_dir)
+
+    def load_bias(self, scale: str | None = None, **kwargs):
+        """The bias task's train/dev/test splits, restricted to one scale."""
+        import datasets
+
+        return datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_list(
+                    [
+                        r
+                        for r in _read_jsonl(self.data_dir / self.axis.bias_task / f"{split}.jsonl")
+                        if scale is None or r["scale"] == scale
+                    ]
+                )
+                for split in SPLITS
+            }
+        )
+
+    def load_hint(self, **kwargs):
+        """The hint task's test split and its dev split (other templates)."""
+        import datasets
+
+        return datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_list(
+                    _read_jsonl(self.data_dir / self.axis.hint_task / f"{split}.jsonl")
+                )
+                for split in ("dev", "test")
+            }
+        )
+
+    def scores(self, results: list) -> dict:
+        word_logprobs = [ll for ll, _ in results]
+        return prompt_scores(self.axis, group_logprobs_from_words(self.axis, word_logprobs))
+
+    def process_bias_results(self, doc: dict, results: list) -> dict:
+        return self.scores(results)
+
+    def process_hint_results(self, doc: dict, results: list) -> dict:
+        scores = self.scores(results)
+        probs = [scores[f"p_{g.label}"] for g in self.axis.groups]
+        hinted = self.axis.group_index(doc[self.axis.hint_field])
+        return {self.axis.metrics["hint"]: hint_score(probs, hinted), **scores}
