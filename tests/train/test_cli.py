@@ -183,3 +183,30 @@ def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
     a = load_file(tmp_path / "ddp" / "adapter_model.safetensors")
     b = load_file(out / "adapter_model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-3
+
+
+def test_locate_reports_every_locator_side_by_side(tiny_llama, tmp_path):
+    path, model, tok = tiny_llama
+    out = tmp_path / "loc"
+    proc = lftf_train("locate", "--model", path, "--locate-prompts", 8, "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "bmi.json").read_text())
+    assert set(report["ranking"]) == {"hidden_states", "block_io", "skip"}
+    assert (out / "locators.png").stat().st_size > 0 and (out / "bmi.png").exists()
+    from lftf_train import data, locate
+
+    prompts = data.sample_prompts("train", 8, 42)
+    assert report["scores"]["skip"] == pytest.approx(locate.skip_scores(model, tok, prompts))
+    assert "skip" in proc.stdout and "(used for --blocks auto)" in proc.stdout
+
+
+def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_path):
+    path, _, _ = tiny_llama
+    out = tmp_path / "skip"
+    args = ["--axis", "religion", "--locator", "skip", "--locate-prompts", 8, "--epochs", 1]
+    proc = lftf_train("finetune", "--model", path, *args, "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "lftf_run.json").read_text())
+    assert run["axis"] == "religion" and run["config"]["locator"] == "skip"
+    assert run["blocks"] == [run["bmi"]["top_block"]["skip"]]
+    assert "-log P(islam|p)" in run["loss"]

@@ -106,3 +106,34 @@ def test_same_seed_same_losses(tiny_llama):
     _, a = _train(tiny_llama, epochs=1)
     _, b = _train(tiny_llama, epochs=1)
     assert a.step_losses == b.step_losses
+
+
+def test_a_k_group_axis_trains_on_its_own_prompts_with_its_own_loss(tiny_llama):
+    """Religion: four groups, so the first step's loss is the mean of -sum_g log P(g) over
+    the first batch of religion-train prompts, computed here by hand."""
+    from lftf_train import data
+    from lftf_train.scoring import encode, group_logprobs, target_token_ids
+
+    path, _, tok = tiny_llama
+    axis = LFTFConfig(axis="religion").load_axis()
+    model, result = _train(tiny_llama, axis="religion", epochs=1)
+    assert set(result.history[0]["dev"]) >= {f"p_{g}" for g in axis.labels}
+    assert "gap" not in result.history[0]["dev"]  # a two-group score only
+    prompts = [r["prompt"] for r in data.bias_records("train", axis)]
+    order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(7 * 1009 + 1))
+    first = [prompts[i] for i in order[:32].tolist()]
+    fresh = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.no_grad():
+        logits = fresh(**encode(tok, first), logits_to_keep=1).logits[:, -1]
+    expected = -group_logprobs(logits, target_token_ids(tok, axis)).sum(-1).mean().item()
+    assert result.step_losses[0] == pytest.approx(expected, rel=1e-4)
+    assert result.step_losses[-1] < result.step_losses[0]
+
+
+def test_axis_terms_are_checked_against_the_axis_groups():
+    assert LFTFConfig(axis="religion").terms == ["christianity", "islam", "judaism", "hinduism"]
+    assert LFTFConfig(axis="religion", terms="islam").terms == ["islam"]
+    with pytest.raises(ValueError, match="terms"):
+        LFTFConfig(axis="religion", terms="he")
+    with pytest.raises(ValueError, match="axis"):
+        LFTFConfig(axis="no_such_axis.yaml")
