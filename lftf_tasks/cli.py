@@ -8,9 +8,10 @@ from lftf_tasks import TASK_NAMES, include_path, include_paths
 
 EVAL_EPILOG = """\
 lftf-eval is lm_eval with the lftf tasks (genbiaseval, genbiaseval_{word,phrase,sentence},
-the *_dev variants and genhinteval) always available. Every lm_eval argument works as
-usual; an --include_path of your own (one folder, or several joined by ':') is searched
-after ours. Example:
+the *_dev variants and genhinteval; relbiaseval and relhinteval for the religion axis)
+always available. Every lm_eval argument works as usual; an --include_path of your own
+(one folder, or several joined by ':') is searched after ours, e.g. a folder that
+lftf-build-axis wrote for an axis of your own. Example:
 
   lftf-eval --model hf --model_args pretrained=Qwen/Qwen2.5-7B \\
       --tasks genbiaseval,genhinteval,mmlu --batch_size 32 --log_samples --output_path out/

@@ -134,8 +134,9 @@ def builtin_task_files(name: str) -> dict[str, str]:
 
 
 def folder_files(spec: str | Path) -> dict[str, str]:
-    """Everything a self-contained task folder for a spec file holds."""
+    """Everything a self-contained task folder for a spec (file or built-in name) holds."""
     axis = load_axis(spec)
+    spec = axis.source
     files = render_tasks(
         axis,
         spec_ref='Path(__file__).parent / "axis.yaml"',
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("spec", help="the axis spec file (see lftf_tasks/axes/*.yaml)")
+    parser.add_argument(
+        "spec", help="the axis spec file (YAML/JSON; see lftf_tasks/axes/*.yaml) or a built-in axis"
+    )
     parser.add_argument("--output-dir", required=True, type=Path, help="the task folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     args = parser.parse_args(argv)

@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LFTFConfig:
     fields = set(HELP)
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.command == "sweep":  # a sweep always selects on dev, so --patience applies
+        overrides["select"] = "best_dev"
     if args.config is not None:
         return LFTFConfig.from_file(args.config, **overrides)
     return LFTFConfig(**overrides)
