@@ -309,7 +309,7 @@ def run_sweep(
         (tmp / "sweep.md").write_text(
             f"# Learning-rate sweep on the dev splits: {config.model}, blocks {blocks}\n\n"
             f"{info['produced_by']}, seed {config.seed}, {info['date']}; each run keeps its best "
-            f"dev epoch (dev UB >= {config.min_ub_ratio:g} x original).\n\n{table}\n\n"
+            f"dev epoch (dev {m['hint']} >= {config.min_ub_ratio:g} x original).\n\n{table}\n\n"
             f"Chosen: `lftf-train finetune {flags}`\n"
         )
         plots.plot_sweep(

@@ -252,7 +252,7 @@ def _finetune(
             else:
                 stale += 1
                 if config.patience is not None and stale >= config.patience:
-                    log(f"early stop: no better dev AFGB for {stale} epoch(s)")
+                    log(f"early stop: no better dev {axis.metrics['bias']} for {stale} epoch(s)")
                     break
         else:
             result.best_epoch = epoch
