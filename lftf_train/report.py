@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lftf_tasks.axis import load_axis
 from lftf_train import capability, models, plots
 from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks, resolve_blocks
@@ -81,10 +82,9 @@ def method_rows(base: LFTFConfig, s: ReportSettings, blocks: list[int]) -> list[
 
 
 def case_study_prompts() -> dict[str, list[str]]:
-    from lftf_tasks.build import BIAS_ACTIONS
-
-    actions = [a for group in BIAS_ACTIONS.values() for a in group]
-    return {p: [f"The {p} {a} because" for a in actions] for p in CASE_STUDY}
+    """The nine GenBiasEval templates filled with each case-study profession."""
+    templates = [t for group in load_axis("gender").templates.values() for t in group]
+    return {p: [t.format(subject=p) for t in templates] for p in CASE_STUDY}
 
 
 def per_profession_gap(samples: dict) -> dict[str, float]:
