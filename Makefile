@@ -8,7 +8,7 @@ TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
 
-.PHONY: install demo lftf eval bench test test-fast lint format data clean
+.PHONY: install demo lftf religion eval bench test test-fast lint format data clean
 
 install: $(VENV)/.installed
 
@@ -28,10 +28,15 @@ demo: install
 lftf: install
 	$(BIN)/lftf-train run --lr 1e-4 --epochs 7 --output-dir $(OUT)/lftf-smollm2 --overwrite
 
+# The second bias axis: religion, settings chosen on dev with `lftf-train sweep --axis religion`.
+religion: install
+	$(BIN)/lftf-train run --axis religion --blocks 29 --lr 1e-3 --epochs 8 \
+	  --output-dir $(OUT)/lftf-religion --overwrite
+
 eval: install
 	$(BIN)/lftf-eval --model hf \
 	  --model_args pretrained=$$($(BIN)/python -m lftf_train.models smollm2-135m),dtype=float32 \
-	  --tasks genbiaseval,genhinteval --batch_size 64 --output_path $(OUT)/eval
+	  --tasks genbiaseval,genhinteval,relbiaseval,relhinteval --batch_size 64 --output_path $(OUT)/eval
 
 bench: install
 	$(BIN)/python bench/bench_trainer.py

@@ -1,6 +1,7 @@
 """Bias axes as data: spec checks, the religion axis, and a spec of one's own run end to end
 through `lftf-build-axis` and a real lm_eval call."""
 
+import json
 import math
 import subprocess
 import sys
@@ -129,3 +130,12 @@ def test_build_axis_folder_runs_in_lm_eval_and_scores_k_groups(tiny_llama, tmp_p
         assert sample["p_winter"] == pytest.approx(groups[1], rel=1e-3)
     group = results["results"]["season_biaseval"]
     assert math.isfinite(group["range,none"]) and group["range,none"] > 0
+
+
+def test_a_json_spec_loads_like_yaml(tmp_path):
+    spec = tmp_path / "season.json"
+    spec.write_text(json.dumps(TOY))
+    axis = load_axis(spec)
+    assert axis.labels == ["summer", "winter", "spring"] and axis.bias_task == "season_biaseval"
+    assert axis.choices == ["summer", "winter", "snow", "spring"]
+    assert len(build_bias(axis)) == 6 * 3
