@@ -20,6 +20,7 @@ import functools
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +181,12 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
         )
     if len(groups) < 2:
         raise AxisSpecError(f"{where}: an axis needs at least two groups")
+    for g in groups:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", g.label):
+            raise AxisSpecError(
+                f"{where}: group label {g.label!r} names metrics (p_<label>): use letters, "
+                "digits and _ only (set 'label' if the name has other characters)"
+            )
     for attr in ("name", "label"):
         values = [getattr(g, attr) for g in groups]
         if len(set(values)) != len(values):

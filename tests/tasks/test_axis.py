@@ -52,6 +52,10 @@ def _spec(**changes):
             {"groups": [*TOY["groups"], {"name": "autumn", "words": ["snow"], "hint": "x"}]},
             "two groups",
         ),
+        (
+            {"groups": [*TOY["groups"], {"name": "late autumn", "words": ["fall"], "hint": "x"}]},
+            "letters, digits and _",
+        ),
     ],
 )
 def test_bad_specs_fail_with_a_message_naming_the_problem(changes, message):
