@@ -185,6 +185,7 @@ def run_finetune(
         seed=config.seed,
         config=config.to_dict(),
         axis=axis.name,
+        history_keys=_history_keys(axis),
         loss="mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
         best_epoch=result.best_epoch,
         history=result.history,
@@ -277,6 +278,8 @@ def run_sweep(
         blocks=blocks,
         seed=config.seed,
         config=config.to_dict(),
+        axis=axis.name,
+        history_keys=_history_keys(axis),
         runs=runs,
         chosen_lr=chosen["lr"],
         chosen_epochs=chosen["best_epoch"],
@@ -320,6 +323,17 @@ def run_sweep(
         )
     log("\n" + table + f"\n\nchosen on dev: lftf-train finetune {flags}")
     return info
+
+
+def _history_keys(axis) -> dict[str, str]:
+    """What the history's gender-named keys hold for this axis (they keep one name)."""
+    m = axis.metrics
+    return {
+        "afgb": f"dev {m['bias']}",
+        "pronoun_mass": f"dev {m['mass']}",
+        "relative_gap": f"dev {m['relative']}",
+        "dev_ub": f"dev {m['hint']}",
+    }
 
 
 def _silent(*args, **kwargs) -> None:

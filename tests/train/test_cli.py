@@ -210,3 +210,4 @@ def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_pa
     assert run["axis"] == "religion" and run["config"]["locator"] == "skip"
     assert run["blocks"] == [run["bmi"]["top_block"]["skip"]]
     assert "-log P(islam|p)" in run["loss"]
+    assert run["history_keys"]["afgb"] == "dev range"  # the k-group score under its key
