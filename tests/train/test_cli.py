@@ -137,13 +137,20 @@ def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell that starts the suite in the background makes children ignore SIGINT;
+        # give this one the default disposition, as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    for line in proc.stdout:  # wait until training runs
-        if line.startswith("epoch 0:"):
-            break
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    rest = proc.communicate(timeout=120)[0]
+    try:
+        for line in proc.stdout:  # wait until training runs
+            if line.startswith("epoch 0:"):
+                break
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:  # never leave a 500-epoch run behind
+            proc.kill()
     assert proc.returncode == 130, rest[-2000:]
     assert "interrupted; no output was written" in rest
     assert list(tmp_path.iterdir()) == []
