@@ -15,8 +15,9 @@ import time
 
 import torch
 
+from lftf_tasks.axis import load_axis
+from lftf_tasks.outputs import versions
 from lftf_train import data, models
-from lftf_train.outputs import versions
 from lftf_train.scoring import bias_scores, score_prompts
 
 
@@ -55,7 +56,7 @@ def main() -> None:
         args.repeats, lambda: score_prompts(model, tok, prompts, args.batch_size)
     )
     harness_s, results = best_of(args.repeats, harness)
-    bare_afgb = bias_scores(logp[: len(bias_rows)])["afgb"]
+    bare_afgb = bias_scores(logp[: len(bias_rows)], load_axis("gender"))["afgb"]
     result = {
         "model": args.model,
         "prompts": len(prompts),

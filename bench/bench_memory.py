@@ -25,10 +25,10 @@ import threading
 
 import psutil
 
+from lftf_tasks.outputs import versions
 from lftf_train import models
 from lftf_train.adapters import wrap_for_training
 from lftf_train.config import LFTFConfig
-from lftf_train.outputs import versions
 from lftf_train.train import finetune
 
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
+from lftf_tasks.outputs import provenance, write_json
 from lftf_train import data, models
 from lftf_train.adapters import wrap_for_training
 from lftf_train.config import LFTFConfig
-from lftf_train.outputs import provenance
-from lftf_train.pipeline import locate_blocks
-from lftf_train.scoring import bias_scores, hinted_groups, score_prompts, ub_score
+from lftf_train.locate import locate_blocks
+from lftf_train.scoring import axis_scores, hinted_groups, score_prompts
+from lftf_train.tables import cell, markdown_table
 from lftf_train.train import finetune
 
 
@@ -34,7 +34,7 @@ def test_scores(model, tokenizer, axis, batch_size) -> dict:
     )
     hints = data.hint_records("test", axis)
     hint = score_prompts(model, tokenizer, [r["prompt"] for r in hints], batch_size, axis)
-    return {**bias_scores(bias, axis), "ub": ub_score(hint, hinted_groups(axis, hints))}
+    return axis_scores(bias, hint, hinted_groups(axis, hints), axis)
 
 
 def main() -> None:
@@ -76,7 +76,6 @@ def main() -> None:
                 **test_scores(tuned, tokenizer, axis, 64),
                 "train_seconds": round(time.perf_counter() - t0, 1),
                 "final_dev": result.history[-1]["dev"],
-                "final_dev_ub": result.history[-1]["dev_ub"],
             }
         rows[name] = {"block": block, **done[block]}
         print(name, rows[name])
@@ -92,17 +91,10 @@ def main() -> None:
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    tmp.rename(args.output)
-    m = axis.metrics
-    cols = f"test {m['bias']} | test {m['hint']} | test {m['relative']}"
-    print(f"\n| fine-tuned block | block | {cols} |")
-    print("|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(
-            f"| {name} | {r['block']} | {r['afgb']:.4f} | {r['ub']:.4f} | {r['relative_gap']:.4f} |"
-        )
+    write_json(args.output, info)
+    keys = [axis.metrics[k] for k in ("bias", "hint", "relative")]
+    lines = [[name, r["block"], *[cell(r, k) for k in keys]] for name, r in rows.items()]
+    print("\n" + markdown_table(["fine-tuned block", "block", *[f"test {k}" for k in keys]], lines))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__version__ = "0.1.0"
+from lftf_tasks.paths import DATA_DIR, TASKS_DIR
 
-TASKS_DIR = Path(__file__).parent / "tasks"
-DATA_DIR = Path(__file__).parent / "data"
+__version__ = "0.1.0"
+__all__ = ["DATA_DIR", "TASKS_DIR", "TASK_NAMES", "include_path", "include_paths", "task_manager"]
 
 
 def _task_names() -> tuple[str, ...]:

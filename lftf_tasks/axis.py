@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-AXES_DIR = Path(__file__).parent / "axes"
+from lftf_tasks.paths import AXES_DIR, DATA_DIR
+
 BUILTIN_AXES = ("gender", "religion")
 SPLITS = ("train", "dev", "test")
 HINT_SPLITS = ("test", "dev")
@@ -36,7 +37,6 @@ DEFAULT_METRICS = {
     "mass": "mass",
     "relative": "relative_range",
 }
-DATA_DIR = Path(__file__).parent / "data"
 
 
 class AxisSpecError(ValueError):

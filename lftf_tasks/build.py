@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from lftf_tasks.axis import (
     BUILTIN_AXES,
@@ -26,10 +25,7 @@ from lftf_tasks.axis import (
     profession_names,
 )
 from lftf_tasks.generate import builtin_task_files
-
-PACKAGE_DIR = Path(__file__).parent
-DATA_DIR = PACKAGE_DIR / "data"
-TASK_FOLDERS = {"gender": "genbiaseval", "religion": "relbiaseval"}
+from lftf_tasks.paths import PACKAGE_DIR
 
 
 def data_card(
@@ -205,8 +201,8 @@ def render() -> dict[str, str]:
     for name in BUILTIN_AXES:
         axis = load_axis(name)
         files.update({f"data/{rel}": text for rel, text in data_files(axis).items()})
-        folder = TASK_FOLDERS[name]
-        files.update({f"tasks/{folder}/{f}": t for f, t in builtin_task_files(name).items()})
+        folder = f"tasks/{axis.bias_task}"
+        files.update({f"{folder}/{f}": t for f, t in builtin_task_files(name).items()})
     gender = load_axis("gender")
     bias = build_bias(gender)
     hint, hint_dev = build_hint(gender, "test"), build_hint(gender, "dev")

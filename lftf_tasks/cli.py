@@ -59,7 +59,7 @@ def lftf_eval(argv: list[str] | None = None) -> None:
             super().__init__(*args, include_path=[*paths, *extra], **kwargs)
 
     lm_eval.tasks.TaskManager = TaskManagerWithLFTF
-    sys.argv = ["lftf-eval", *argv]
+    saved_argv, sys.argv = sys.argv, ["lftf-eval", *argv]
     try:
         cli_evaluate()
     except ValueError as err:
@@ -71,6 +71,7 @@ def lftf_eval(argv: list[str] | None = None) -> None:
         ) from None
     finally:
         lm_eval.tasks.TaskManager = base
+        sys.argv = saved_argv
 
 
 def print_tasks_path() -> None:

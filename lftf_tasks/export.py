@@ -10,15 +10,14 @@ the curated profession list and its licence, and an export.json saying what prod
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-from lftf_tasks import DATA_DIR, __version__, build
+from lftf_tasks import build
 from lftf_tasks.axis import load_axis
+from lftf_tasks.outputs import atomic_output_dir, provenance, write_json
+from lftf_tasks.paths import DATA_DIR, PACKAGE_DIR
 
 EXPORTED = [
     "README.md",
@@ -33,35 +32,18 @@ EXPORTED = [
 
 
 def export(out_dir: Path, overwrite: bool = False) -> Path:
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
-    stale = [
-        rel for rel, text in build.render().items() if (build.PACKAGE_DIR / rel).read_text() != text
-    ]
+    stale = [rel for rel, text in build.render().items() if (PACKAGE_DIR / rel).read_text() != text]
     if stale:
         raise RuntimeError(
             f"shipped data is out of date ({', '.join(stale)}); run python -m lftf_tasks.build"
         )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir, overwrite) as tmp:
         for rel in EXPORTED:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(DATA_DIR / rel, tmp / rel)
-        provenance = {
-            "produced_by": f"lftf {__version__} (lftf-export-dataset)",
-            "build_seed": load_axis("gender").seed,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": EXPORTED,
-        }
-        (tmp / "export.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+        info = provenance(build_seed=load_axis("gender").seed, files=EXPORTED)
+        write_json(tmp / "export.json", info)
+    return Path(out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from lftf_tasks.axis import AxisSpecError, data_files, load_axis
+from lftf_tasks.outputs import atomic_output_dir, check_output_dir
 
 HEADER = "# Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.\n"
 
@@ -165,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         files = folder_files(args.spec)
     except AxisSpecError as err:
         parser.exit(2, f"lftf-build-axis: {err}\n")
-    from lftf_train.outputs import atomic_output_dir, check_output_dir
-
     try:
         check_output_dir(args.output_dir, args.overwrite)
     except FileExistsError as err:

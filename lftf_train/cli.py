@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lftf_tasks.outputs import command_line
 from lftf_train.config import BMI_SOURCES, LOCATORS, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
 
 HELP = LFTFConfig.help()
@@ -192,13 +193,22 @@ def config_from_args(args: argparse.Namespace) -> LFTFConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """lftf-train; ``argv`` (default sys.argv[1:]) is also what outputs record as the command."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    token = command_line.set(["lftf-train", *argv])
+    try:
+        return _main(argv)
+    finally:
+        command_line.reset(token)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
-        seeds = None
-        if getattr(args, "seeds", None):
-            seeds = [int(s) for s in args.seeds.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")] if getattr(args, "seeds", None) else None
+        lrs = [float(x) for x in args.lrs.split(",")] if args.command == "sweep" else None
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     if args.command == "report" and config.load_axis().name != "gender":
@@ -208,40 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     out_dir = args.output_dir or Path("outputs") / args.command / Path(config.model).name
 
-    from lftf_train import pipeline
     from lftf_train.scoring import TargetTokenError
 
     try:
-        if args.command == "locate":
-            pipeline.run_locate(config, out_dir, args.overwrite, seeds=seeds)
-        elif args.command == "report":
-            from lftf_train.report import PB_INSTRUCTION, ReportSettings, run_report
-
-            settings = ReportSettings(
-                tuned_lr=args.tuned_lr,
-                tuned_epochs=args.tuned_epochs,
-                fpft_lr=args.fpft_lr,
-                fpft_epochs=args.fpft_epochs,
-                seeds=[int(x) for x in args.seeds.split(",")],
-                general_tasks=[t for t in args.general_tasks.split(",") if t],
-                limit=args.limit,
-                pb_instruction=args.pb_instruction or PB_INSTRUCTION,
-                save_adapters=args.save_adapters,
-            )
-            run_report(config, settings, out_dir, args.overwrite)
-        elif args.command == "sweep":
-            lrs = [float(x) for x in args.lrs.split(",")]
-            pipeline.run_sweep(config, lrs, out_dir, args.overwrite)
-        else:
-            pipeline.run_finetune(
-                config,
-                out_dir,
-                args.overwrite,
-                merged=args.merged,
-                naive=args.naive,
-                evaluate=args.command == "run",
-                eval_limit=getattr(args, "limit", None),
-            )
+        _run(args, config, out_dir, seeds=seeds, lrs=lrs)
     except (
         FileExistsError,
         FileNotFoundError,
@@ -255,6 +235,40 @@ def main(argv: list[str] | None = None) -> int:
         print("lftf-train: interrupted; no output was written", file=sys.stderr)
         return 130
     return 0
+
+
+def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
+    from lftf_train import pipeline
+
+    if args.command == "locate":
+        pipeline.run_locate(config, out_dir, args.overwrite, seeds=seeds)
+    elif args.command == "report":
+        from lftf_train.report import PB_INSTRUCTION, ReportSettings, run_report
+
+        settings = ReportSettings(
+            tuned_lr=args.tuned_lr,
+            tuned_epochs=args.tuned_epochs,
+            fpft_lr=args.fpft_lr,
+            fpft_epochs=args.fpft_epochs,
+            seeds=seeds,
+            general_tasks=[t for t in args.general_tasks.split(",") if t],
+            limit=args.limit,
+            pb_instruction=args.pb_instruction or PB_INSTRUCTION,
+            save_adapters=args.save_adapters,
+        )
+        run_report(config, settings, out_dir, args.overwrite)
+    elif args.command == "sweep":
+        pipeline.run_sweep(config, lrs, out_dir, args.overwrite)
+    else:
+        pipeline.run_finetune(
+            config,
+            out_dir,
+            args.overwrite,
+            merged=args.merged,
+            naive=args.naive,
+            evaluate=args.command == "run",
+            eval_limit=getattr(args, "limit", None),
+        )
 
 
 if __name__ == "__main__":

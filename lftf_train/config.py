@@ -105,15 +105,16 @@ class LFTFConfig:
         default="last",
         metadata={
             "help": "'last': keep the weights after the last epoch (the paper). 'best_dev': "
-            "keep the epoch with the lowest GenBiasEval-dev AFGB among those whose "
-            "GenHintEval-dev UB keeps min_ub_ratio of the original (early stopping)."
+            "keep the epoch with the lowest dev bias (GenBiasEval-dev AFGB for gender) among "
+            "those whose dev hint score (GenHintEval-dev UB) keeps min_ub_ratio of the "
+            "original (early stopping)."
         },
     )
     min_ub_ratio: float = field(
         default=0.8,
         metadata={
-            "help": "With select='best_dev': an epoch counts only if its dev UB is at least "
-            "this fraction of the untrained model's dev UB (0 disables the guard)."
+            "help": "With select='best_dev': an epoch counts only if its dev hint score (UB for "
+            "gender) is at least this fraction of the untrained model's (0: no guard)."
         },
     )
     patience: int | None = field(

@@ -29,3 +29,16 @@ def sample_prompts(split: str, n: int, seed: int, axis: Axis | None = None) -> l
     if n > len(prompts):
         raise ValueError(f"asked for {n} prompts but the {split} split has {len(prompts)}")
     return random.Random(seed).sample(prompts, n)
+
+
+def training_prompts(axis: Axis | None = None) -> dict[str, list[str]]:
+    """What fine-tuning sees: the axis's bias train split to train on, and its bias dev and
+    hint dev splits to select on (GenBiasEval-train/-dev and GenHintEval-dev for gender).
+
+    The test splits stay unseen until the final evaluation.
+    """
+    return {
+        "train": [r["prompt"] for r in bias_records("train", axis)],
+        "dev": [r["prompt"] for r in bias_records("dev", axis)],
+        "hint": [r["prompt"] for r in hint_records("dev", axis)],
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from lftf_tasks.axis import load_axis
+from lftf_tasks.axis import Axis
 
 
 class _QuietCustomDatasetNote(logging.Filter):
@@ -16,7 +16,6 @@ class _QuietCustomDatasetNote(logging.Filter):
 
 
 logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
-BIAS_TASKS = ("genbiaseval", "genhinteval")
 
 
 @functools.lru_cache(maxsize=2)
@@ -40,7 +39,7 @@ def lm_eval_model_args(resolved_model: str, config) -> str:
 
 def run_lm_eval(
     model_args: str,
-    tasks: tuple[str, ...] | list[str] = BIAS_TASKS,
+    tasks: list[str],
     batch_size: int | str = 64,
     limit: int | None = None,
     system_instruction: str | None = None,
@@ -65,60 +64,38 @@ def run_lm_eval(
     )
 
 
-def bias_summary(results: dict, axis=None) -> dict:
-    """The bias score per scale and averaged, the hint score, with standard errors, from
-    lm-eval's results. Keys keep the gender names (afgb_word, ..., ub) for every axis."""
-    axis = axis or load_axis("gender")
-    bias, hint = axis.metrics["bias"], axis.metrics["hint"]
+def bias_summary(results: dict, axis: Axis) -> dict:
+    """From lm-eval's results: the bias metric per scale (``<bias>_<scale>``) and over all
+    scales (``<bias>_avg``), the hint metric, the mass and the relative bias, with standard
+    errors (``<key>_stderr``); names from the axis (afgb_word, ..., ub for gender)."""
+    m = axis.metrics
     r = results["results"]
     out = {}
     scales = [(s, f"{axis.bias_task}_{s}") for s in axis.scales]
-    for name, key in scales + [("avg", axis.bias_task)]:
-        if key in r:
-            out[f"afgb_{name}"] = r[key][f"{bias},none"]
-            out[f"afgb_{name}_stderr"] = r[key][f"{bias}_stderr,none"]
+    for name, task in scales + [("avg", axis.bias_task)]:
+        if task in r:
+            out[f"{m['bias']}_{name}"] = r[task][f"{m['bias']},none"]
+            out[f"{m['bias']}_{name}_stderr"] = r[task][f"{m['bias']}_stderr,none"]
     if axis.bias_task in r:
-        out["pronoun_mass"] = r[axis.bias_task][f"{axis.metrics['mass']},none"]
-        out["relative_gap"] = r[axis.bias_task][f"{axis.metrics['relative']},none"]
+        for key in ("mass", "relative"):
+            out[m[key]] = r[axis.bias_task][f"{m[key]},none"]
     if axis.hint_task in r:
-        out["ub"] = r[axis.hint_task][f"{hint},none"]
-        out["ub_stderr"] = r[axis.hint_task][f"{hint}_stderr,none"]
+        out[m["hint"]] = r[axis.hint_task][f"{m['hint']},none"]
+        out[f"{m['hint']}_stderr"] = r[axis.hint_task][f"{m['hint']}_stderr,none"]
     return out
 
 
-def columns(axis=None) -> list[tuple[str, str]]:
-    """(summary key, column label) of the comparison table, in the axis's metric names."""
-    axis = axis or load_axis("gender")
+def summary_columns(axis: Axis) -> list[tuple[str, str]]:
+    """(bias_summary key, column label) for a comparison table, in the axis's words."""
     m = axis.metrics
     bias = "AFGB" if m["bias"] == "afgb" else m["bias"]
     hint = "UB" if m["hint"] == "ub" else m["hint"]
     mass = "+".join(f"P({label})" for label in axis.labels)
+    relative = "rel. gap" if m["relative"] == "relative_gap" else m["relative"]
     return [
-        *[(f"afgb_{s}", f"{bias} {s} ↓") for s in axis.scales],
-        ("afgb_avg", f"{bias} avg. ↓"),
-        ("ub", f"{hint} ↑"),
-        ("pronoun_mass", mass if len(mass) < 30 else m["mass"]),
-        ("relative_gap", "rel. gap ↓" if m["relative"] == "relative_gap" else f"{m['relative']} ↓"),
+        *[(f"{m['bias']}_{s}", f"{bias} {s} ↓") for s in axis.scales],
+        (f"{m['bias']}_avg", f"{bias} avg. ↓"),
+        (m["hint"], f"{hint} ↑"),
+        (m["mass"], mass if len(mass) < 30 else m["mass"]),
+        (m["relative"], f"{relative} ↓"),
     ]
-
-
-def comparison_table(rows: dict[str, dict], baseline: str | None = None, axis=None) -> str:
-    """Markdown table, one row per model; deltas against ``baseline`` in parentheses."""
-    cols = columns(axis)
-    head = "| | " + " | ".join(label for _, label in cols) + " |"
-    lines = [head, "|---" * (len(cols) + 1) + "|"]
-    base = rows.get(baseline) if baseline else None
-    for name, summary in rows.items():
-        cells = []
-        for key, _ in cols:
-            if key not in summary:
-                cells.append("–")
-                continue
-            cell = f"{summary[key]:.4f}"
-            if f"{key}_stderr" in summary:
-                cell += f" ± {summary[f'{key}_stderr']:.4f}"
-            if base is not None and name != baseline and key in base:
-                cell += f" ({summary[key] - base[key]:+.4f})"
-            cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

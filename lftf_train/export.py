@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lftf_tasks.outputs import write_json
 from lftf_train.config import LFTFConfig
-from lftf_train.outputs import write_json
 
 
 def save_adapter(peft_model, tokenizer, out_dir: Path, config: LFTFConfig, run_info: dict) -> None:
@@ -20,13 +20,11 @@ def save_adapter(peft_model, tokenizer, out_dir: Path, config: LFTFConfig, run_i
     write_json(Path(out_dir) / "lftf_run.json", run_info)
 
 
-def save_merged(peft_model, tokenizer, out_dir: Path, dtype=None) -> None:
+def save_merged(peft_model, tokenizer, out_dir: Path) -> None:
     """A full standalone model: the base with the trained weights folded in.
 
     Call after save_adapter: merging consumes the PEFT wrapper.
     """
     merged = peft_model.merge_and_unload()
-    if dtype is not None:
-        merged = merged.to(dtype)
     merged.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -1,4 +1,6 @@
-"""Locating: which decoder block matters most for the bias. Two locators (``LOCATORS``):
+"""Locating: which decoder block matters most for the bias, and so which blocks to train.
+
+Two locators (config.LOCATORS):
 
 - ``bmi``: BMI_i = 1 - cos(H_i, H_i+1) per block, averaged over real tokens and prompts
   (``bmi_scores``); how much block i rotates the residual stream.
@@ -19,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lftf_train.blocks import decoder_layers
+from lftf_train import data
+from lftf_train.blocks import decoder_layers, num_blocks, resolve_blocks
+from lftf_train.config import BMI_SOURCES, LFTFConfig
 from lftf_train.scoring import (
     contiguous_head_input,
     encode,
@@ -27,9 +31,6 @@ from lftf_train.scoring import (
     prompt_bias,
     target_token_ids,
 )
-
-SOURCES = ("hidden_states", "block_io")
-LOCATORS = ("bmi", "skip")
 
 
 def _token_mean_cosine(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -72,8 +73,8 @@ def bmi_scores(
     model, tokenizer, prompts: list[str], source: str = "hidden_states", batch_size: int = 64
 ) -> list[float]:
     """BMI of every block (0-based), averaged over real tokens, then over prompts."""
-    if source not in SOURCES:
-        raise ValueError(f"BMI source must be one of {SOURCES}, not {source!r}")
+    if source not in BMI_SOURCES:
+        raise ValueError(f"BMI source must be one of {BMI_SOURCES}, not {source!r}")
     pairs_of = _pairs_hidden_states if source == "hidden_states" else _pairs_block_io
     device = next(model.parameters()).device
     total = None
@@ -163,3 +164,72 @@ def seed_robustness(scores_per_seed: list[list[float]]) -> dict:
         "top_block_per_seed": top,
         "top_block_agreement": max(top.count(b) for b in set(top)) / len(top),
     }
+
+
+def ranking_key(config: LFTFConfig) -> str:
+    """Which ranking blocks='auto' follows: a BMI source or 'skip'."""
+    return "skip" if config.locator == "skip" else config.bmi_source
+
+
+def locate_blocks(
+    model,
+    tokenizer,
+    config: LFTFConfig,
+    seeds: list[int] | None = None,
+    show_progress: bool = True,
+    with_skip: bool | None = None,
+) -> dict:
+    """Per-block scores and rankings on config.locate_prompts sampled train prompts of the
+    axis: BMI from both sources, and the skip locator when asked (default: when
+    config.locator is 'skip'; it costs a forward pass per block). With several seeds, the
+    first seed's scores and the per-block variance over seeds (the paper's Table 7)."""
+    seeds = seeds or [config.seed]
+    axis = config.load_axis()
+    if with_skip is None:
+        with_skip = config.locator == "skip"
+    keys = [*BMI_SOURCES, *(["skip"] if with_skip else [])]
+    scores = {key: [] for key in keys}
+    jobs = [(key, seed) for seed in seeds for key in keys]
+    for key, seed in tqdm(jobs, desc="locate", disable=None if show_progress else True):
+        prompts = data.sample_prompts("train", config.locate_prompts, seed, axis)
+        if key == "skip":
+            found = skip_scores(
+                model, tokenizer, prompts, batch_size=config.eval_batch_size, axis=axis
+            )
+        else:
+            found = bmi_scores(model, tokenizer, prompts, key, config.eval_batch_size)
+        scores[key].append(found)
+    report = {
+        "model": config.model,
+        "axis": axis.name,
+        "n_prompts": config.locate_prompts,
+        "prompt_split": f"{axis.bias_task}/train",
+        "seeds": seeds,
+        "locator": config.locator,
+        "bmi_source": config.bmi_source,
+        "used_for_auto": ranking_key(config),
+        "scores": {k: scores[k][0] for k in keys},
+        "ranking": {k: ranking(scores[k][0]) for k in keys},
+    }
+    report["top_block"] = {k: report["ranking"][k][0] for k in keys}
+    if len(seeds) > 1:
+        report["scores_per_seed"] = scores
+        report["robustness"] = {k: seed_robustness(scores[k]) for k in keys}
+    return report
+
+
+def blocks_from(config: LFTFConfig, n_blocks: int, located: dict | None) -> list[int]:
+    """config.blocks as block indices; 'auto' takes the top of ``located``'s ranking that
+    config.locator / config.bmi_source name."""
+    ranking_ = located["ranking"][ranking_key(config)] if located else None
+    return resolve_blocks(config.blocks, n_blocks, ranking_, config.num_blocks)
+
+
+def choose_blocks(model, tokenizer, config: LFTFConfig, log=print) -> tuple[list[int], dict | None]:
+    """(blocks to train, the locate report or None): locates first when blocks='auto'."""
+    located = None
+    if config.blocks == "auto":
+        located = locate_blocks(model, tokenizer, config)
+        key = ranking_key(config)
+        log(f"locator {key}: top blocks {located['ranking'][key][:5]}")
+    return blocks_from(config, num_blocks(model), located), located

@@ -85,17 +85,17 @@ def plot_locators(
     return _save(fig, path, footer)
 
 
-def plot_history(history: list[dict], path: Path, title: str, footer: str = "") -> Path:
-    """Dev AFGB, pronoun mass, relative gap and dev UB after each epoch."""
+def plot_history(history: list[dict], path: Path, title: str, axis, footer: str = "") -> Path:
+    """The axis's dev metrics after each epoch: bias, mass and relative bias on its bias dev
+    split, the hint score on its hint dev split."""
+    m = axis.metrics
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for key, label in (
-        ("afgb", "dev AFGB"),
-        ("pronoun_mass", "dev P(he)+P(she)"),
-        ("relative_gap", "dev relative gap"),
-    ):
-        ax.plot(epochs, [h["dev"][key] for h in history], marker="o", label=label)
-    ax.plot(epochs, [h["dev_ub"] for h in history], marker="s", label="dev UB (GenHintEval-dev)")
+    for key in ("bias", "mass", "relative"):
+        values = [h["dev"][m[key]] for h in history]
+        ax.plot(epochs, values, marker="o", label=f"{axis.bias_task}_dev {m[key]}")
+    hint = [h["dev"][m["hint"]] for h in history]
+    ax.plot(epochs, hint, marker="s", label=f"{axis.hint_task}_dev {m['hint']}")
     ax.set_xlabel("epoch (0 = before training)")
     ax.set_xticks(epochs)
     ax.set_title(title)
@@ -104,15 +104,16 @@ def plot_history(history: list[dict], path: Path, title: str, footer: str = "") 
     return _save(fig, path, footer)
 
 
-def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str = "") -> Path:
-    """Dev AFGB and dev UB per epoch, one line per learning rate."""
+def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, axis, footer: str = "") -> Path:
+    """Dev bias and dev hint score per epoch, one line per learning rate."""
+    m = axis.metrics
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, history in runs.items():
         epochs = [h["epoch"] for h in history]
-        left.plot(epochs, [h["dev"]["afgb"] for h in history], marker="o", label=label)
-        right.plot(epochs, [h["dev_ub"] for h in history], marker="o", label=label)
-    left.set_title("GenBiasEval-dev AFGB (lower is fairer)", fontsize=9)
-    right.set_title("GenHintEval-dev UB (higher follows hints)", fontsize=9)
+        left.plot(epochs, [h["dev"][m["bias"]] for h in history], marker="o", label=label)
+        right.plot(epochs, [h["dev"][m["hint"]] for h in history], marker="o", label=label)
+    left.set_title(f"{axis.bias_task}_dev {m['bias']} (lower is fairer)", fontsize=9)
+    right.set_title(f"{axis.hint_task}_dev {m['hint']} (higher follows hints)", fontsize=9)
     for ax in (left, right):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -122,20 +123,27 @@ def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, footer: str 
 
 
 def plot_case_study(
-    rows: dict[str, dict[str, tuple[float, float]]], path: Path, title: str, footer: str = ""
+    rows: dict[str, dict[str, tuple[float, ...]]],
+    path: Path,
+    title: str,
+    labels: list[str],
+    footer: str = "",
 ) -> Path:
-    """The paper's Figure 3: P(he) and P(she) per profession, one panel per model."""
+    """The paper's Figure 3: each group's probability (P(he), P(she)) per subject, one
+    panel per model."""
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
+    width = 0.8 / len(labels)
     for ax, (label, probs) in zip(axes, rows.items()):
         names = list(probs)
         x = np.arange(len(names))
-        ax.bar(x - 0.2, [probs[n][0] for n in names], 0.4, label="P(he)", color="tab:blue")
-        ax.bar(x + 0.2, [probs[n][1] for n in names], 0.4, label="P(she)", color="tab:orange")
+        for g, group in enumerate(labels):
+            offset = (g - (len(labels) - 1) / 2) * width
+            ax.bar(x + offset, [probs[n][g] for n in names], width, label=f"P({group})")
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("mean over the 9 GenBiasEval templates")
+    axes[0].set_ylabel("mean over the bias templates")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     return _save(fig, path, footer)
@@ -147,9 +155,11 @@ def plot_per_profession(
     path: Path,
     title: str,
     after_label: str,
+    labels: list[str],
     footer: str = "",
 ) -> Path:
     """Signed gap P(he) - P(she) per profession, original (x) against debiased (y)."""
+    gap = f"P({labels[0]}) - P({labels[1]})"
     names = sorted(set(before) & set(after))
     x = np.array([before[n] for n in names])
     y = np.array([after[n] for n in names])
@@ -163,8 +173,8 @@ def plot_per_profession(
         ax.annotate(names[i], (x[i], y[i]), fontsize=7)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.set_xlabel("original: mean P(he) - P(she) on its GenBiasEval-test prompts")
-    ax.set_ylabel(f"{after_label}: mean P(he) - P(she)")
+    ax.set_xlabel(f"original: mean {gap} on its test prompts")
+    ax.set_ylabel(f"{after_label}: mean {gap}")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path, footer)

@@ -11,11 +11,14 @@ forward before training starts.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from lftf_tasks.axis import Axis
 from lftf_train.blocks import decoder_layers, text_config
+from lftf_train.data import training_prompts
 from lftf_train.scoring import encode, group_logprobs
 
 
@@ -48,6 +51,28 @@ def block_inputs(model, tokenizer, prompts: list[str], block: int, batch_size: i
     finally:
         handle.remove()
     return states
+
+
+@dataclass
+class PrefixCache:
+    """The hidden states entering ``block`` for every prompt fine-tuning sees (per split, as
+    data.training_prompts names them), reusable by every fine-tuning of the same axis whose
+    first trained block is ``block``: the blocks below it stay frozen."""
+
+    block: int
+    axis: str
+    states: dict[str, list[torch.Tensor]]  # split -> one (tokens, hidden) tensor per prompt
+
+    @classmethod
+    def build(cls, model, tokenizer, block: int, axis: Axis, batch_size: int = 64):
+        states = {
+            split: block_inputs(model, tokenizer, prompts, block, batch_size)
+            for split, prompts in training_prompts(axis).items()
+        }
+        return cls(block=block, axis=axis.name, states=states)
+
+    def serves(self, block: int, axis: Axis) -> bool:
+        return (self.block, self.axis) == (block, axis.name)
 
 
 @contextmanager
@@ -91,16 +116,6 @@ def last_logits_from_block(model, unwrapped, states: list[torch.Tensor], block: 
     with starting_at_block(unwrapped, block):
         out = model(**collate(states), logits_to_keep=1, use_cache=False)
     return out.logits[:, -1]
-
-
-@torch.no_grad()
-def score_cached(model, states, block, group_ids, batch_size: int = 64) -> torch.Tensor:
-    """log P(group) for cached prompts: (n, groups)."""
-    out = []
-    for i in range(0, len(states), batch_size):
-        logits = last_logits_from_block(model, model, states[i : i + batch_size], block)
-        out.append(group_logprobs(logits, group_ids).cpu())
-    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -4,7 +4,8 @@ Rows (Tables 4, 6 and 8 of the paper): the original model; LFTF with the paper's
 and with dev-tuned settings; FPFT (every block, same loss); a prompt-based baseline (PB: an
 instruction before every prompt, through lm-eval's ``system_instruction``); the ablations
 w/o ATT, w/o MLP, w/o he, w/o she. Every row is scored by lm-eval's own tasks; trained rows
-are evaluated from their saved adapter with ``peft=``, exactly as a user would.
+are evaluated from their saved adapter with ``peft=``, exactly as a user would. The
+markdown's prose is the template ``templates/report.md.j2``.
 """
 
 from __future__ import annotations
@@ -19,26 +20,38 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lftf_tasks.axis import load_axis
+import jinja2
+
+from lftf_tasks.axis import Axis
+from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
 from lftf_train import capability, models, plots
 from lftf_train.adapters import wrap_for_training
-from lftf_train.blocks import num_blocks, resolve_blocks
+from lftf_train.blocks import num_blocks
 from lftf_train.config import LFTFConfig
-from lftf_train.evaluate import BIAS_TASKS, bias_summary, lm_eval_model_args, run_lm_eval
+from lftf_train.evaluate import bias_summary, lm_eval_model_args, run_lm_eval, summary_columns
 from lftf_train.export import save_adapter
-from lftf_train.outputs import atomic_output_dir, check_output_dir, provenance, write_json
-from lftf_train.pipeline import locate_blocks, ranking_key, write_locate_outputs
+from lftf_train.locate import blocks_from, locate_blocks
+from lftf_train.pipeline import footer, write_locate_outputs
+from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import score_prompts, target_token_ids
-from lftf_train.train import build_prefix_cache, finetune
+from lftf_train.tables import comparison_table, markdown_table
+from lftf_train.train import finetune
 
+TEMPLATE = Path(__file__).parent / "templates" / "report.md.j2"
 PB_INSTRUCTION = (
     "Treat all genders equally. Do not assume the gender of a person from their profession."
 )
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
 NOT_RUN = {
-    "DAMA": "not run: DAMA (projection-based editing of MLP weights) is not implemented in lftf yet",
+    "DAMA": "not run: DAMA (projection-based editing of MLP weights) is not in lftf yet",
     "ROME/MEMIT": "not run: ROME/MEMIT-style editing is not implemented in lftf yet",
 }
+CAPABILITY = [
+    ("next_token_agreement", "next-token agreement ↑"),
+    ("kl", "KL ↓"),
+    ("neutral_ppl", "neutral PPL ↓"),
+]
+GENERAL_SUFFIXES = ("_acc", "_acc_norm", "_exact_match")
 
 
 @dataclass
@@ -81,23 +94,24 @@ def method_rows(base: LFTFConfig, s: ReportSettings, blocks: list[int]) -> list[
     ]
 
 
-def case_study_prompts() -> dict[str, list[str]]:
-    """The nine GenBiasEval templates filled with each case-study profession."""
-    templates = [t for group in load_axis("gender").templates.values() for t in group]
+def case_study_prompts(axis: Axis) -> dict[str, list[str]]:
+    """Every bias template of the axis filled with each case-study profession."""
+    templates = [t for group in axis.templates.values() for t in group]
     return {p: [t.format(subject=p) for t in templates] for p in CASE_STUDY}
 
 
-def per_profession_gap(samples: dict) -> dict[str, float]:
-    """Mean signed gap per profession over lm-eval's logged GenBiasEval-test samples."""
+def per_profession_gap(samples: dict, axis: Axis) -> dict[str, float]:
+    """Mean signed gap per subject over lm-eval's logged samples of the bias test tasks."""
     gaps = defaultdict(list)
     for task, rows in samples.items():
-        if task.startswith("genbiaseval_"):
+        if task.startswith(f"{axis.bias_task}_"):
             for s in rows:
-                gaps[s["doc"]["profession"]].append(s["gap"])
+                gaps[s["doc"][axis.subject_field]].append(s["gap"])
     return {p: sum(v) / len(v) for p, v in gaps.items()}
 
 
-def _general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
+def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
+    """One headline metric per general lm-eval task: ``<task>_acc`` and the like."""
     out = {}
     for task in tasks:
         metrics = results["results"].get(task, {})
@@ -108,46 +122,133 @@ def _general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
     return out
 
 
-def _prompt_prefix(samples: dict) -> str:
+def _prompt_prefix(samples: dict, axis: Axis) -> str:
     """The text lm-eval put before the prompt (the PB instruction and its delimiter)."""
-    s = samples["genhinteval"][0]
+    s = samples[axis.hint_task][0]
     context, prompt = s["arguments"][0][0], s["doc"]["prompt"]  # (context, " he") request
     return context[: context.rindex(prompt)]
+
+
+@dataclass
+class _Rows:
+    """What every row shares: the base model, how lm-eval loads it, and the references."""
+
+    config: LFTFConfig
+    settings: ReportSettings
+    axis: Axis
+    base: object
+    tokenizer: object
+    base_args: str
+    located: dict
+    cache: PrefixCache
+    reference: object  # next-token log-distributions of the original on neutral prompts
+
+
+def _train_row(rows: _Rows, row_config: LFTFConfig, folder: Path, log) -> tuple:
+    """Fine-tune a copy of the base model, save its adapter: (model, model_args, row)."""
+    blocks = blocks_from(row_config, num_blocks(rows.base), rows.located)
+    model = wrap_for_training(copy.deepcopy(rows.base), row_config, blocks)
+    result = finetune(model, rows.tokenizer, row_config, blocks, log=log, prefix_cache=rows.cache)
+    run_info = provenance(
+        model=rows.config.model,
+        lm_eval_model_args=rows.base_args,
+        blocks=blocks,
+        config=row_config.to_dict(),
+        metrics=rows.axis.metrics,
+        history=result.history,
+        best_epoch=result.best_epoch,
+        seconds_per_epoch=result.seconds_per_epoch,
+    )
+    save_adapter(model, rows.tokenizer, folder / "adapter", row_config, run_info)
+    write_json(folder / "lftf_run.json", run_info)
+    row = {
+        "config": row_config.to_dict(),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "seconds_per_epoch": sum(result.seconds_per_epoch) / len(result.seconds_per_epoch),
+    }
+    return model, f"{rows.base_args},peft={folder / 'adapter'}", row
+
+
+def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -> tuple:
+    """lm-eval on the bias, hint and general tasks, capability kept, the case study and
+    per-profession gaps: (row scores, case study, gaps)."""
+    axis, tokenizer = rows.axis, rows.tokenizer
+    tasks = [axis.bias_task, axis.hint_task, *rows.settings.general_tasks]
+    results = run_lm_eval(
+        model_args,
+        tasks=tasks,
+        limit=rows.settings.limit,
+        system_instruction=instruction,
+        log_samples=True,
+    )
+    write_json(
+        folder / "lm_eval_results.json",
+        {
+            "model_args": model_args,
+            "system_instruction": instruction,
+            "results": results["results"],
+            "n-samples": results["n-samples"],
+            "versions": results.get("versions"),
+        },
+    )
+    prefix = _prompt_prefix(results["samples"], axis) if instruction else ""
+    scores = {
+        **bias_summary(results, axis),
+        **general_metrics(results, rows.settings.general_tasks),
+    }
+    neutral = capability.neutral_prompts()
+    logp = capability.next_token_logprobs(model, tokenizer, neutral, prefix=prefix)
+    scores.update(capability.agreement_and_kl(rows.reference, logp))
+    scores["neutral_ppl"] = capability.perplexity(
+        model, tokenizer, capability.neutral_text(), context=prefix
+    )
+    case = {
+        p: tuple(
+            score_prompts(model, tokenizer, [prefix + q for q in qs], axis=axis)
+            .exp()
+            .mean(0)
+            .tolist()
+        )
+        for p, qs in case_study_prompts(axis).items()
+    }
+    return scores, case, per_profession_gap(results["samples"], axis)
 
 
 def run_report(
     config: LFTFConfig, settings: ReportSettings, out_dir: Path, overwrite: bool, log=print
 ) -> dict:
     check_output_dir(out_dir, overwrite)
+    axis = config.load_axis()
     base, tokenizer, resolved = models.load(
         config.model, config.dtype, device_map=config.device_map
     )
-    target_token_ids(tokenizer)
-    base_args = lm_eval_model_args(resolved, config)
-    tasks = [*BIAS_TASKS, *settings.general_tasks]
+    target_token_ids(tokenizer, axis)
     info = provenance(
         model=config.model,
         resolved_model=resolved,
         seed=config.seed,
         settings=dataclasses.asdict(settings),
         base_config=config.to_dict(),
+        metrics=axis.metrics,
     )
-
     start = time.perf_counter()
     with atomic_output_dir(out_dir, overwrite) as tmp:
         log(f"locating: BMI of every block, seeds {settings.seeds}")
-        located = locate_blocks(
-            base,
-            tokenizer,
-            dataclasses.replace(config, seed=settings.seeds[0]),
-            seeds=settings.seeds,
-        )
+        seeded = dataclasses.replace(config, seed=settings.seeds[0])
+        located = locate_blocks(base, tokenizer, seeded, seeds=settings.seeds)
         write_locate_outputs(tmp, located, resolved)
-        ranking = located["ranking"][ranking_key(config)]
-        blocks = resolve_blocks("auto", num_blocks(base), ranking, config.num_blocks)
-        reference = capability.next_token_logprobs(base, tokenizer, capability.neutral_prompts())
-        cache = build_prefix_cache(base, tokenizer, min(blocks), config.eval_batch_size)
-        case_prompts = case_study_prompts()
+        blocks = blocks_from(dataclasses.replace(config, blocks="auto"), num_blocks(base), located)
+        shared = _Rows(
+            config=config,
+            settings=settings,
+            axis=axis,
+            base=base,
+            tokenizer=tokenizer,
+            base_args=lm_eval_model_args(resolved, config),
+            located=located,
+            cache=PrefixCache.build(base, tokenizer, min(blocks), axis, config.eval_batch_size),
+            reference=capability.next_token_logprobs(base, tokenizer, capability.neutral_prompts()),
+        )
         rows, case, gaps = {}, {}, {}
         plan = method_rows(config, settings, blocks)
         for i, (name, kind, row_config) in enumerate(plan, start=1):
@@ -157,122 +258,64 @@ def run_report(
             log(f"[{i}/{len(plan)}] {name}  ({time.perf_counter() - start:.0f} s so far)")
             folder = tmp / "rows" / slug(name)
             folder.mkdir(parents=True)
-            model, model_args, instruction, row = base, base_args, None, {"status": "ok"}
+            model, model_args, instruction, row = base, shared.base_args, None, {"status": "ok"}
             if kind == "prompt":
-                instruction = settings.pb_instruction
-                row["instruction"] = instruction
+                instruction = row["instruction"] = settings.pb_instruction
             if kind == "trained":
-                row_blocks = resolve_blocks(row_config.blocks, num_blocks(base), ranking)
-                model = wrap_for_training(copy.deepcopy(base), row_config, row_blocks)
-                result = finetune(
-                    model, tokenizer, row_config, row_blocks, log=log, prefix_cache=cache
-                )
-                run_info = provenance(
-                    model=config.model,
-                    resolved_model=resolved,
-                    blocks=row_blocks,
-                    config=row_config.to_dict(),
-                    history=result.history,
-                    best_epoch=result.best_epoch,
-                    seconds_per_epoch=result.seconds_per_epoch,
-                )
-                save_adapter(model, tokenizer, folder / "adapter", row_config, run_info)
-                write_json(folder / "lftf_run.json", run_info)
-                model_args = f"{base_args},peft={folder / 'adapter'}"
-                row["config"] = row_config.to_dict()
-                row["trainable_parameters"] = sum(
-                    p.numel() for p in model.parameters() if p.requires_grad
-                )
-                row["seconds_per_epoch"] = sum(result.seconds_per_epoch) / len(
-                    result.seconds_per_epoch
-                )
-            log(
-                f"[{i}/{len(plan)}] {name}: lm-eval {','.join(tasks)}  "
-                f"({time.perf_counter() - start:.0f} s so far)"
+                model, model_args, trained = _train_row(shared, row_config, folder, log)
+                row.update(trained)
+            log(f"[{i}/{len(plan)}] {name}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
+            scores, case[name], gaps[name] = _score_row(
+                shared, model, model_args, instruction, folder
             )
-            results = run_lm_eval(
-                model_args,
-                tasks=tasks,
-                limit=settings.limit,
-                system_instruction=instruction,
-                log_samples=True,
-            )
-            write_json(
-                folder / "lm_eval_results.json",
-                {
-                    "model_args": model_args,
-                    "system_instruction": instruction,
-                    "results": results["results"],
-                    "n-samples": results["n-samples"],
-                    "versions": results.get("versions"),
-                },
-            )
-            prefix = _prompt_prefix(results["samples"]) if instruction else ""
-            row.update(bias_summary(results))
-            row.update(_general_metrics(results, settings.general_tasks))
-            logp = capability.next_token_logprobs(
-                model, tokenizer, capability.neutral_prompts(), prefix=prefix
-            )
-            row.update(capability.agreement_and_kl(reference, logp))
-            row["neutral_ppl"] = capability.perplexity(
-                model, tokenizer, capability.neutral_text(), context=prefix
-            )
-            gaps[name] = per_profession_gap(results["samples"])
-            case[name] = {
-                p: tuple(
-                    score_prompts(model, tokenizer, [prefix + q for q in qs]).exp().mean(0).tolist()
-                )
-                for p, qs in case_prompts.items()
-            }
-            rows[name] = row
+            rows[name] = {**row, **scores}
             if kind == "trained" and not settings.save_adapters:
                 shutil.rmtree(folder / "adapter")
             del model
         info.update(blocks=blocks, rows=rows, case_study=case, bmi=located)
-        write_json(tmp / "report.json", info)
-        write_csv(tmp / "results.csv", rows, info)
-        footer = f"{info['produced_by']}  {config.model}  seed {config.seed}  {info['date']}"
-        plots.plot_case_study(
-            {k: case[k] for k in ("Original", "LFTF (dev-tuned)") if k in case},
-            tmp / "case_study.png",
-            title=f"Case study: {config.model}",
-            footer=footer,
-        )
-        plots.plot_per_profession(
-            gaps["Original"],
-            gaps["LFTF (dev-tuned)"],
-            tmp / "per_profession.png",
-            title=f"Bias per profession: {config.model}",
-            after_label="LFTF (dev-tuned)",
-            footer=footer,
-        )
-        (tmp / "report.md").write_text(render_markdown(info, settings))
+        _write_report_files(tmp, info, settings, axis, case, gaps)
     log(f"wrote {out_dir}/report.md, results.csv and figures")
     return info
 
 
-CSV_METRICS = [
-    "afgb_word",
-    "afgb_phrase",
-    "afgb_sentence",
-    "afgb_avg",
-    "ub",
-    "pronoun_mass",
-    "relative_gap",
-    "next_token_agreement",
-    "kl",
-    "neutral_ppl",
-]
-
-
-def write_csv(path: Path, rows: dict[str, dict], info: dict) -> None:
-    general = sorted(
-        {k for r in rows.values() for k in r if k.endswith(("_acc", "_acc_norm", "_exact_match"))}
+def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
+    write_json(folder / "report.json", info)
+    write_csv(folder / "results.csv", info["rows"], info, axis)
+    note = footer(info, info["seed"])
+    tuned = "LFTF (dev-tuned)"
+    plots.plot_case_study(
+        {k: case[k] for k in ("Original", tuned) if k in case},
+        folder / "case_study.png",
+        title=f"Case study: {info['model']}",
+        labels=axis.labels,
+        footer=note,
     )
-    metrics = CSV_METRICS + general
-    stderr = [
-        f"{m}_stderr" for m in ("afgb_word", "afgb_phrase", "afgb_sentence", "afgb_avg", "ub")
-    ]
+    plots.plot_per_profession(
+        gaps["Original"],
+        gaps[tuned],
+        folder / "per_profession.png",
+        title=f"Bias per profession: {info['model']}",
+        after_label=tuned,
+        labels=axis.labels,
+        footer=note,
+    )
+    (folder / "report.md").write_text(render_markdown(info, settings, axis))
+
+
+def _general_keys(rows: dict[str, dict]) -> list[str]:
+    return sorted({k for r in rows.values() for k in r if k.endswith(GENERAL_SUFFIXES)})
+
+
+def csv_metrics(rows: dict[str, dict], axis: Axis) -> tuple[list[str], list[str]]:
+    """(metric columns, stderr columns) of results.csv."""
+    keys = [key for key, _ in summary_columns(axis)]
+    metrics = keys + [key for key, _ in CAPABILITY] + _general_keys(rows)
+    stderr = [f"{k}_stderr" for k in keys if any(f"{k}_stderr" in r for r in rows.values())]
+    return metrics, stderr
+
+
+def write_csv(path: Path, rows: dict[str, dict], info: dict, axis: Axis) -> None:
+    metrics, stderr = csv_metrics(rows, axis)
     original = rows["Original"]
     header = [
         "method",
@@ -291,160 +334,57 @@ def write_csv(path: Path, rows: dict[str, dict], info: dict) -> None:
         for name, row in rows.items():
             values = [row.get(m, "") for m in metrics + stderr]
             deltas = [row[m] - original[m] if m in row and m in original else "" for m in metrics]
-            writer.writerow(
-                [
-                    name,
-                    "ok" if row["status"] == "ok" else row["status"],
-                    *values,
-                    *deltas,
-                    info["model"],
-                    info["seed"],
-                    info["produced_by"],
-                    info["date"],
-                ]
-            )
-
-
-def _cell(row: dict, original: dict, key: str, digits: int = 4, delta: bool = True) -> str:
-    if key not in row:
-        return "–"
-    text = f"{row[key]:.{digits}f}"
-    if f"{key}_stderr" in row:
-        text += f" ± {row[f'{key}_stderr']:.{digits}f}"
-    if delta and row is not original and key in original:
-        text += f" ({row[key] - original[key]:+.{digits}f})"
-    return text
-
-
-def _table(rows: dict, names: list[str], columns: list[tuple[str, str]]) -> str:
-    original = rows["Original"]
-    lines = [
-        "| method | " + " | ".join(label for _, label in columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
-    for name in names:
-        row = rows[name]
-        if row["status"] != "ok":
-            lines.append(f"| {name} | " + " | ".join("–" for _ in columns) + " |")
-            continue
-        lines.append(
-            f"| {name} | " + " | ".join(_cell(row, original, k) for k, _ in columns) + " |"
-        )
-    return "\n".join(lines)
+            provenance_ = [info["model"], info["seed"], info["produced_by"], info["date"]]
+            writer.writerow([name, row["status"], *values, *deltas, *provenance_])
 
 
 def _cost_table(rows: dict) -> str:
-    lines = ["| method | trained parameters | seconds per epoch |", "|---|---|---|"]
-    for name, row in rows.items():
-        if "trainable_parameters" in row:
-            lines.append(
-                f"| {name} | {row['trainable_parameters']:,} | {row['seconds_per_epoch']:.1f} |"
-            )
-    return "\n".join(lines)
-
-
-def render_markdown(info: dict, settings: ReportSettings) -> str:
-    rows = info["rows"]
-    general = sorted(
-        {k for r in rows.values() for k in r if k.endswith(("_acc", "_acc_norm", "_exact_match"))}
-    )
-    bias_cols = [
-        ("afgb_word", "AFGB word ↓"),
-        ("afgb_phrase", "AFGB phrase ↓"),
-        ("afgb_sentence", "AFGB sentence ↓"),
-        ("afgb_avg", "AFGB avg. ↓"),
-        ("ub", "UB ↑"),
+    lines = [
+        [name, f"{row['trainable_parameters']:,}", f"{row['seconds_per_epoch']:.1f}"]
+        for name, row in rows.items()
+        if "trainable_parameters" in row
     ]
-    general_cols = [
-        ("next_token_agreement", "next-token agreement ↑"),
-        ("kl", "KL ↓"),
-        ("neutral_ppl", "neutral PPL ↓"),
-    ] + [(g, g) for g in general]
-    view_cols = [("pronoun_mass", "P(he)+P(she)"), ("relative_gap", "relative gap ↓")]
+    return markdown_table(["method", "trained parameters", "seconds per epoch"], lines)
+
+
+def _robustness_table(bmi: dict) -> str:
+    if "robustness" not in bmi:
+        return ""
+    lines = [
+        [source, f"{rob['mean_variance']:.3e}", ", ".join(map(str, rob["top_block_per_seed"]))]
+        for source, rob in bmi["robustness"].items()
+    ]
+    return markdown_table(["BMI source", "mean per-block variance", "top block per seed"], lines)
+
+
+def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
+    rows = info["rows"]
+    bias_cols = summary_columns(axis)
+    general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
     main = ["Original", "LFTF (paper defaults)", "LFTF (dev-tuned)", "FPFT", "PB", *NOT_RUN]
     ablations = ["LFTF (dev-tuned)", "w/o ATT", "w/o MLP", "w/o he", "w/o she"]
-    bmi = info["bmi"]
-    robustness = ""
-    if "robustness" in bmi:
-        lines = ["| BMI source | mean per-block variance | top block per seed |", "|---|---|---|"]
-        for source, rob in bmi["robustness"].items():
-            lines.append(
-                f"| {source} | {rob['mean_variance']:.3e} | "
-                f"{', '.join(map(str, rob['top_block_per_seed']))} |"
-            )
-        robustness = "\n".join(lines)
-    not_run = "\n".join(f"- **{k}**: {v.removeprefix('not run: ')}." for k, v in NOT_RUN.items())
-    tuned = next((r["config"] for n, r in rows.items() if n == "LFTF (dev-tuned)"), {})
-    fpft = rows.get("FPFT", {}).get("config", {})
-    limit = (
-        f"\n> **Shortened run**: lm-eval `--limit {settings.limit}` per task, so the "
-        "numbers are not comparable with full runs.\n"
-        if settings.limit
-        else ""
+
+    def table(names, columns):
+        chosen = {n: rows[n] for n in names if n in rows}
+        return comparison_table(chosen, columns, baseline="Original", corner="method")
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    return template.render(
+        info=info,
+        settings=settings,
+        axis=axis,
+        loss="-" + " - ".join(f"log P({t}|p)" for t in axis.labels),
+        tuned=rows.get("LFTF (dev-tuned)", {}).get("config", {"lr": "–", "epochs": "–"}),
+        fpft=rows.get("FPFT", {}).get("config", {"lr": "–", "epochs": "–"}),
+        main_table=table(main, bias_cols),
+        not_run={k: v.removeprefix("not run: ") for k, v in NOT_RUN.items()},
+        n_neutral=len(capability.neutral_prompts()),
+        capability_table=table(main, general_cols),
+        ablation_table=table(ablations, bias_cols + CAPABILITY),
+        cost_table=_cost_table(rows),
+        bmi=info["bmi"],
+        robustness_table=_robustness_table(info["bmi"]),
+        n_templates=sum(len(t) for t in axis.templates.values()),
+        case_study=CASE_STUDY,
     )
-    return f"""# LFTF report: {info["model"]}
-
-Produced by {info["produced_by"]} on {info["date"]} with `{info["command"]}`.
-Model: `{info["resolved_model"]}`; seed {info["seed"]}; package versions in `report.json`.
-{limit}
-Every number below comes from lm-eval's `genbiaseval` and `genhinteval` tasks (test splits;
-raw results in `rows/<method>/lm_eval_results.json`) and, for trained rows, from the
-trainer's record (`rows/<method>/lftf_run.json`). ± is lm-eval's standard error; brackets
-give the change against the original model.
-
-## Main comparison (the paper's Table 4 layout)
-
-Trained rows fine-tune block(s) {info["blocks"]} (the top `{info["base_config"]["bmi_source"]}`
-BMI block) with L = -log P(he|p) - log P(she|p): the paper's defaults (lr 1e-5, 2 epochs)
-and dev-tuned settings (lr {tuned.get("lr", "–")}, {tuned.get("epochs", "–")} epochs, chosen
-with `lftf-train sweep` on the dev splits). FPFT trains every block with the same loss
-(lr {fpft.get("lr", "–")}, {fpft.get("epochs", "–")} epoch(s); see the cost table below). PB puts this instruction before every prompt (lm-eval
-`system_instruction`): "{settings.pb_instruction}"
-
-{_table(rows, main, bias_cols + view_cols)}
-
-{not_run}
-
-## Capability kept (offline)
-
-Next-token agreement and KL(original ‖ method) on {len(capability.neutral_prompts())} neutral
-prompts, and perplexity on a neutral essay, both shipped with `lftf` (no model hub needed).
-{"General tasks from lm-eval, run in the same harness call: " + ", ".join(settings.general_tasks) + "." if settings.general_tasks else "Add lm-eval general tasks with `--general-tasks mmlu,gsm8k,hellaswag,...` (needs the hub)."}
-
-{_table(rows, main, general_cols)}
-
-## Ablations (the paper's Tables 6 and 8)
-
-w/o ATT trains only the MLP (and its norm); w/o MLP only self-attention (and its norm);
-w/o he keeps only -log P(she) in the loss; w/o she only -log P(he). Settings as LFTF
-(dev-tuned).
-
-{_table(rows, ablations, bias_cols + view_cols + general_cols[:3])}
-
-## Training cost
-
-{_cost_table(rows)}
-
-## Locating (the paper's Figure 2 and Table 7)
-
-![BMI per block](bmi.png)
-
-BMI over seeds {", ".join(map(str, bmi["seeds"]))} ({bmi["n_prompts"]} GenBiasEval-train prompts each):
-
-{robustness}
-
-## Case study (the paper's Figure 3)
-
-P(he) and P(she) averaged over the nine GenBiasEval templates for {", ".join(CASE_STUDY)}
-(direct next-token softmax of the same models; footballer is not among the 262
-professions).
-
-![case study](case_study.png)
-
-## Bias per profession
-
-Mean signed gap P(he) - P(she) over each profession's GenBiasEval-test prompts, from
-lm-eval's logged samples, original against LFTF (dev-tuned).
-
-![per profession](per_profession.png)
-"""

@@ -5,9 +5,11 @@ log-likelihoods reproduces its results: it is minimal at P(he) = P(she) = 0.5, s
 both pronouns up together until neither dominates. For an axis of k groups the loss is
 -sum_g log P(g|p), minimal when every group has probability 1/k.
 
-Only the chosen blocks train; by default the loop starts from the cached hidden state that
-enters the first of them (see prefix.py). ``naive=True`` runs a full forward per step
-instead: the same losses, for checking and benchmarking.
+Only the chosen blocks train; by default every step starts from the cached hidden state
+that enters the first of them (``FromPrefixCache``, see prefix.py). ``naive=True`` runs a
+full forward per step instead (``FullForward``): the same losses, for checking and
+benchmarking. After every epoch the model is scored on the axis's dev splits; with
+select='best_dev' a ``BestEpochTracker`` keeps the best epoch and stops early.
 """
 
 from __future__ import annotations
@@ -22,24 +24,17 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from lftf_tasks.axis import load_axis
+from lftf_tasks.axis import Axis
 from lftf_train import data
 from lftf_train.config import LFTFConfig
-from lftf_train.prefix import (
-    block_inputs,
-    last_logits_from_block,
-    score_cached,
-    verify_prefix_cache,
-)
+from lftf_train.prefix import PrefixCache, last_logits_from_block, verify_prefix_cache
 from lftf_train.scoring import (
-    bias_scores,
+    axis_scores,
     contiguous_head_input,
     encode,
     group_logprobs,
     hinted_groups,
-    score_prompts,
     target_token_ids,
-    ub_score,
 )
 
 
@@ -50,61 +45,181 @@ def lftf_loss(logp: torch.Tensor, columns: list[int]) -> torch.Tensor:
 
 @dataclass
 class TrainResult:
-    history: list[dict] = field(default_factory=list)  # epoch 0 = before training
+    # epoch 0 = before training; "dev" holds the axis's metrics (axis.metrics names) on its
+    # bias dev split and, for the hint metric, on its hint dev split
+    history: list[dict] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
     best_epoch: int = 0
-    first_block: int = 0
     seconds_per_epoch: list[float] = field(default_factory=list)
     optimized_parameters: int = 0  # elements the optimizer holds state for
 
 
-def best_epoch(history: list[dict], min_ub_ratio: float) -> int:
-    """The epoch with the lowest dev AFGB whose dev UB is at least min_ub_ratio times the
-    untrained model's (epoch 0, which always qualifies; ties go to the earlier epoch). A
-    model that did not follow hints to begin with (UB <= 0) has nothing to keep."""
-    original = history[0]["dev_ub"]
-    floor = min_ub_ratio * original if original > 0 else -math.inf
-    allowed = [h for h in history if h["epoch"] == 0 or h["dev_ub"] >= floor]
-    return min(allowed, key=lambda h: (h["dev"]["afgb"], h["epoch"]))["epoch"]
-
-
-def training_prompts(axis=None) -> dict[str, list[str]]:
-    """Train on GenBiasEval-train; select and log on GenBiasEval-dev and GenHintEval-dev
-    (the axis's bias train/dev and hint dev splits).
-
-    The test splits stay unseen until the final evaluation.
+def best_epoch(history: list[dict], min_hint_ratio: float, metrics: dict[str, str]) -> int:
+    """The epoch with the lowest dev bias whose dev hint score is at least min_hint_ratio
+    times the untrained model's (epoch 0, which always qualifies; ties go to the earlier
+    epoch). A model that did not follow hints to begin with (score <= 0) has nothing to keep.
     """
-    return {
-        "train": [r["prompt"] for r in data.bias_records("train", axis)],
-        "dev": [r["prompt"] for r in data.bias_records("dev", axis)],
-        "hint": [r["prompt"] for r in data.hint_records("dev", axis)],
-    }
+    bias, hint = metrics["bias"], metrics["hint"]
+    original = history[0]["dev"][hint]
+    floor = min_hint_ratio * original if original > 0 else -math.inf
+    allowed = [h for h in history if h["epoch"] == 0 or h["dev"][hint] >= floor]
+    return min(allowed, key=lambda h: (h["dev"][bias], h["epoch"]))["epoch"]
+
+
+class BestEpochTracker:
+    """select='best_dev': keeps the trained weights of the best epoch so far (``best_epoch``)
+    and, like transformers' EarlyStoppingCallback, says to stop after ``patience`` epochs
+    without a new best."""
+
+    def __init__(self, model, config: LFTFConfig, metrics: dict[str, str]):
+        self.model, self.metrics = model, metrics
+        self.min_hint_ratio, self.patience = config.min_ub_ratio, config.patience
+        self.best, self.stale = 0, 0
+        self.state = self._snapshot()
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def update(self, history: list[dict]) -> bool:
+        """Record the epoch just evaluated (history[-1]); True when training should stop."""
+        self.best = best_epoch(history, self.min_hint_ratio, self.metrics)
+        if self.best == history[-1]["epoch"]:
+            self.state, self.stale = self._snapshot(), 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for name, param in self.model.named_parameters():
+            if name in self.state:
+                param.copy_(self.state[name])
+
+
+class FullForward:
+    """Next-token logits of chosen prompts from a full forward pass (naive=True)."""
+
+    def __init__(self, tokenizer, prompts: dict[str, list[str]], device):
+        self.tokenizer, self.prompts, self.device = tokenizer, prompts, device
+
+    def size(self, split: str) -> int:
+        return len(self.prompts[split])
+
+    def logits(self, net, split: str, indices: list[int]) -> torch.Tensor:
+        batch = encode(self.tokenizer, [self.prompts[split][i] for i in indices], self.device)
+        return net(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
+
+
+class FromPrefixCache:
+    """Next-token logits of chosen prompts computed from the cached states entering the
+    first trained block (the default). ``model`` is the module whose block list is cut; the
+    ``net`` called may wrap it (DDP)."""
+
+    def __init__(self, cache: PrefixCache, model):
+        self.cache, self.model = cache, model
+
+    def size(self, split: str) -> int:
+        return len(self.cache.states[split])
+
+    def logits(self, net, split: str, indices: list[int]) -> torch.Tensor:
+        states = [self.cache.states[split][i] for i in indices]
+        return last_logits_from_block(net, self.model, states, self.cache.block)
 
 
 @torch.no_grad()
-def build_prefix_cache(model, tokenizer, block: int, batch_size: int = 64, axis=None) -> dict:
-    """Hidden states entering ``block`` for every training/dev prompt, reusable by every
-    fine-tuning whose first trained block is ``block`` (blocks below it stay frozen)."""
-    axis = axis or load_axis("gender")
-    states = {
-        name: block_inputs(model, tokenizer, prompts, block, batch_size)
-        for name, prompts in training_prompts(axis).items()
-    }
-    return {"block": block, "axis": axis.name, "states": states}
+def score_split(model, source, split: str, group_ids, batch_size: int) -> torch.Tensor:
+    """log P(group) for every prompt of a split, in order: (n, groups)."""
+    out = []
+    for start in range(0, source.size(split), batch_size):
+        indices = list(range(start, min(start + batch_size, source.size(split))))
+        out.append(group_logprobs(source.logits(model, split, indices), group_ids))
+    return torch.cat(out).cpu()
 
 
-class _Prompts:
-    """Prompts of one set and, when caching, the hidden states entering the first block."""
-
-    def __init__(self, prompts, states=None):
-        self.prompts, self.states = prompts, states
-
-    def __len__(self):
-        return len(self.prompts)
+def evaluate_dev(model, source, axis: Axis, group_ids, batch_size: int) -> dict[str, float]:
+    """The axis's metrics on its bias dev split and (the hint metric) its hint dev split."""
+    hinted = hinted_groups(axis, data.hint_records("dev", axis))
+    bias = score_split(model, source, "dev", group_ids, batch_size)
+    hint = score_split(model, source, "hint", group_ids, batch_size)
+    return axis_scores(bias, hint, hinted, axis)
 
 
-def _trainable_snapshot(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
+    """The epoch's shuffled batches of prompt indices (seeded per epoch); a batch too small
+    to give every process a share is dropped."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+    batches = [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+    return [b for b in batches if len(b) >= world]
+
+
+def _float32_training(model, trainable: list, device_type: str):
+    """With 16-bit weights, train float32 copies of the trained parameters under autocast."""
+    weights_dtype = next(model.parameters()).dtype
+    if weights_dtype == torch.float32:
+        return contextlib.nullcontext()
+    for p in trainable:
+        p.data = p.data.float()
+    return torch.autocast(device_type, dtype=weights_dtype)
+
+
+def _logits_source(model, tokenizer, config, axis, first_block, naive, prefix_cache, device):
+    """What every step asks for logits, chosen once: a full forward, or the prefix cache
+    (built unless a matching one is given, and checked against a full forward)."""
+    if naive:
+        return FullForward(tokenizer, data.training_prompts(axis), device)
+    if prefix_cache is None or not prefix_cache.serves(first_block, axis):
+        prefix_cache = PrefixCache.build(
+            model, tokenizer, first_block, axis, batch_size=config.eval_batch_size
+        )
+    train = data.training_prompts(axis)["train"][:8]
+    verify_prefix_cache(model, tokenizer, train, first_block, target_token_ids(tokenizer, axis))
+    return FromPrefixCache(prefix_cache, model)
+
+
+@dataclass
+class _Loop:
+    """What every step of every epoch uses, fixed before the first one."""
+
+    config: LFTFConfig
+    source: FullForward | FromPrefixCache
+    group_ids: list[list[int]]
+    loss_columns: list[int]
+    trainable: list[torch.nn.Parameter]
+    autocast: contextlib.AbstractContextManager
+    accelerator: Accelerator
+
+
+def _train_epoch(net, optimizer, loop: _Loop, epoch: int, show_progress: bool) -> list[float]:
+    """One pass over the train split; the per-step losses (averaged over processes)."""
+    config, accelerator = loop.config, loop.accelerator
+    rank, world = accelerator.process_index, accelerator.num_processes
+    batches = epoch_batches(loop.source.size("train"), config.batch_size, config.seed, epoch, world)
+    show = show_progress and accelerator.is_main_process
+    bar = tqdm(
+        batches,
+        desc=f"epoch {epoch}/{config.epochs}",
+        unit="step",
+        disable=None if show else True,  # None: only on a terminal
+        leave=False,
+    )
+    losses = []
+    for step, batch in enumerate(bar):
+        with loop.autocast:
+            logits = loop.source.logits(net, "train", batch[rank::world])
+            loss = lftf_loss(group_logprobs(logits, loop.group_ids), loop.loss_columns)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the "
+                f"learning rate (now {config.lr:g}) or train in float32 (--dtype float32)"
+            )
+        accelerator.backward(loss)
+        if config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(loop.trainable, config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(accelerator.reduce(loss.detach(), reduction="mean").item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return losses
 
 
 def finetune(
@@ -117,164 +232,85 @@ def finetune(
     accelerator: Accelerator | None = None,
     show_progress: bool = True,
     log=print,
-    prefix_cache: dict | None = None,
+    prefix_cache: PrefixCache | None = None,
 ) -> TrainResult:
     """Train ``model`` (a PeftModel from adapters.wrap_for_training) in place.
 
-    ``prefix_cache`` (from build_prefix_cache) saves recomputing the cached states when
-    several fine-tunings start at the same block.
+    ``prefix_cache`` (a PrefixCache of this axis at min(blocks)) saves building it again
+    when several fine-tunings start at the same block.
     """
-    with contiguous_head_input(model):
-        return _finetune(
-            model, tokenizer, config, blocks, naive, accelerator, show_progress, log, prefix_cache
-        )
-
-
-def _finetune(
-    model, tokenizer, config, blocks, naive, accelerator, show_progress, log, prefix_cache
-):
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     set_seed(config.seed)
     axis = config.load_axis()
-    group_ids = target_token_ids(tokenizer, axis)
-    loss_columns = [axis.labels.index(t) for t in config.terms]
-    first = min(blocks)
     model.eval()  # no dropout: the loss is a deterministic function of the weights
     if getattr(model, "hf_device_map", None) is None:  # device_map='auto' places it itself
         model.to(accelerator.device)
-    weights_dtype = next(model.parameters()).dtype
     trainable = [p for p in model.parameters() if p.requires_grad]
-    autocast = contextlib.nullcontext()
-    if weights_dtype != torch.float32:  # 16-bit weights: train float32 copies under autocast
-        for p in trainable:
-            p.data = p.data.float()
-        autocast = torch.autocast(accelerator.device.type, dtype=weights_dtype)
-
-    prompts = training_prompts(axis)
-    hints = hinted_groups(axis, data.hint_records("dev", axis))
-    with autocast:
-        if naive:
-            sets = {k: _Prompts(v) for k, v in prompts.items()}
-        else:
-            if prefix_cache is None or (prefix_cache["block"], prefix_cache["axis"]) != (
-                first,
-                axis.name,
-            ):
-                prefix_cache = build_prefix_cache(
-                    model, tokenizer, first, config.eval_batch_size, axis
-                )
-            sets = {k: _Prompts(v, prefix_cache["states"][k]) for k, v in prompts.items()}
-            verify_prefix_cache(model, tokenizer, prompts["train"][:8], first, group_ids)
-
-    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    rank, world = accelerator.process_index, accelerator.num_processes
-
-    def next_token_logits(net, prompts: _Prompts, indices):
-        if naive:
-            batch = encode(tokenizer, [prompts.prompts[i] for i in indices], accelerator.device)
-            return net(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
-        return last_logits_from_block(net, model, [prompts.states[i] for i in indices], first)
-
-    @torch.no_grad()
-    def evaluate() -> dict:
+    autocast = _float32_training(model, trainable, accelerator.device.type)
+    with contiguous_head_input(model):
         with autocast:
-            if naive:
-                dev = score_prompts(
-                    model, tokenizer, sets["dev"].prompts, config.eval_batch_size, axis
-                )
-                hint = score_prompts(
-                    model, tokenizer, sets["hint"].prompts, config.eval_batch_size, axis
-                )
-            else:
-                dev = score_cached(
-                    model, sets["dev"].states, first, group_ids, config.eval_batch_size
-                )
-                hint = score_cached(
-                    model, sets["hint"].states, first, group_ids, config.eval_batch_size
-                )
-        return {"dev": bias_scores(dev, axis), "dev_ub": ub_score(hint, hints)}
+            source = _logits_source(
+                model, tokenizer, config, axis, min(blocks), naive, prefix_cache, accelerator.device
+            )
+        group_ids = target_token_ids(tokenizer, axis)
+        loop = _Loop(
+            config=config,
+            source=source,
+            group_ids=group_ids,
+            loss_columns=[axis.labels.index(t) for t in config.terms],
+            trainable=trainable,
+            autocast=autocast,
+            accelerator=accelerator,
+        )
+        optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        net, optimizer = accelerator.prepare(model, optimizer)
+        return _epochs(model, net, optimizer, loop, axis, show_progress=show_progress, log=log)
 
-    result = TrainResult(first_block=first)
-    result.optimized_parameters = sum(
-        p.numel() for g in optimizer.param_groups for p in g["params"]
-    )
-    result.history.append({"epoch": 0, "train_loss": None, **evaluate()})
-    log(_describe(result.history[-1], axis))
-    best_state = _trainable_snapshot(model) if config.select == "best_dev" else None
-    stale = 0
-    n = len(sets["train"])
+
+def _epochs(model, net, optimizer, loop: _Loop, axis: Axis, *, show_progress, log) -> TrainResult:
+    """Evaluate on dev before training and after every epoch; keep the selected epoch."""
+    config = loop.config
+
+    def dev_entry(epoch: int, train_loss: float | None) -> dict:
+        with loop.autocast:
+            dev = evaluate_dev(model, loop.source, axis, loop.group_ids, config.eval_batch_size)
+        entry = {"epoch": epoch, "train_loss": train_loss, "dev": dev}
+        log(_describe(entry, axis))
+        return entry
+
+    result = TrainResult(optimized_parameters=sum(p.numel() for p in loop.trainable))
+    result.history.append(dev_entry(0, None))
+    tracker = BestEpochTracker(model, config, axis.metrics) if config.select == "best_dev" else None
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(
-            n, generator=torch.Generator().manual_seed(config.seed * 1009 + epoch)
-        )
-        batches = [
-            order[i : i + config.batch_size].tolist() for i in range(0, n, config.batch_size)
-        ]
-        batches = [b for b in batches if len(b) >= world]  # every process needs a share
-        losses = []
-        bar = tqdm(
-            batches,
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="step",
-            disable=None
-            if show_progress and accelerator.is_main_process
-            else True,  # None: tty only
-            leave=False,
-        )
-        for step, global_batch in enumerate(bar):
-            with autocast:
-                logits = next_token_logits(wrapped, sets["train"], global_batch[rank::world])
-                loss = lftf_loss(group_logprobs(logits, group_ids), loss_columns)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the "
-                    f"learning rate (now {config.lr:g}) or train in float32 (--dtype float32)"
-                )
-            accelerator.backward(loss)
-            if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-            losses.append(loss_value)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
+        losses = _train_epoch(net, optimizer, loop, epoch, show_progress)
         result.seconds_per_epoch.append(time.perf_counter() - start)
         result.step_losses += losses
-        entry = {"epoch": epoch, "train_loss": sum(losses) / len(losses), **evaluate()}
-        result.history.append(entry)
-        log(_describe(entry, axis))
-        if config.select == "best_dev":
-            result.best_epoch = best_epoch(result.history, config.min_ub_ratio)
-            if result.best_epoch == epoch:
-                best_state, stale = _trainable_snapshot(model), 0
-            else:
-                stale += 1
-                if config.patience is not None and stale >= config.patience:
-                    log(f"early stop: no better dev {axis.metrics['bias']} for {stale} epoch(s)")
-                    break
-        else:
-            result.best_epoch = epoch
-    if config.select == "best_dev":
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name in best_state:
-                    param.copy_(best_state[name])
-        kept = result.history[result.best_epoch]
+        result.history.append(dev_entry(epoch, sum(losses) / len(losses)))
+        result.best_epoch = epoch
+        if tracker is not None:
+            stop = tracker.update(result.history)
+            result.best_epoch = tracker.best
+            if stop:
+                log(
+                    f"early stop: no better dev {axis.metrics['bias']} for {tracker.stale} epoch(s)"
+                )
+                break
+    if tracker is not None:
+        tracker.restore()
         log(
-            f"kept epoch {result.best_epoch}: lowest dev {axis.metrics['bias']} "
-            f"({kept['dev']['afgb']:.4f}) among epochs whose dev {axis.metrics['hint']} keeps "
-            f"{config.min_ub_ratio:g} x the original"
+            f"kept epoch {tracker.best}: lowest dev {axis.metrics['bias']} "
+            f"({result.history[tracker.best]['dev'][axis.metrics['bias']]:.4f}) among epochs "
+            f"whose dev {axis.metrics['hint']} keeps {config.min_ub_ratio:g} x the original"
         )
     return result
 
 
-def _describe(entry: dict, axis) -> str:
+def _describe(entry: dict, axis: Axis) -> str:
     loss = "" if entry["train_loss"] is None else f"loss {entry['train_loss']:.4f}  "
     dev, m = entry["dev"], axis.metrics
     return (
-        f"epoch {entry['epoch']}: {loss}dev {m['bias']} {dev['afgb']:.4f}  "
-        f"{m['mass']} {dev['pronoun_mass']:.3f}  {m['relative']} {dev['relative_gap']:.3f}  "
-        f"dev {m['hint']} {entry['dev_ub']:.4f}"
+        f"epoch {entry['epoch']}: {loss}dev {m['bias']} {dev[m['bias']]:.4f}  "
+        f"{m['mass']} {dev[m['mass']]:.3f}  {m['relative']} {dev[m['relative']]:.3f}  "
+        f"dev {m['hint']} {dev[m['hint']]:.4f}"
     )

@@ -1,4 +1,6 @@
-"""Shared fixtures: the embedded SmolLM2 model (converted once) and tiny random models."""
+"""Shared fixtures: tiny random models with tokenizers of their own (no SmolLM2 needed), and
+the embedded SmolLM2 model with its expensive products built once per session: the prefix
+cache at block 29, the README's LFTF recipe trained once, lm-eval runs of both."""
 
 from __future__ import annotations
 
@@ -6,34 +8,21 @@ import os
 
 import pytest
 
+from .helpers import finetune_smollm2, lm_eval_cli, readme_python_example, word_tokenizer
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def smollm2_path() -> str:
-    from lftf_train.models import embedded_model_path
-
-    return str(embedded_model_path())
-
-
-@pytest.fixture(scope="session")
-def smollm2(smollm2_path):
-    """(model, tokenizer) of SmolLM2-135M-Instruct in float32, eval mode, shared read-only."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(smollm2_path).eval()
-    return model, AutoTokenizer.from_pretrained(smollm2_path)
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(smollm2_path, tmp_path_factory):
-    """A 4-block random Llama with SmolLM2's tokenizer, saved to a folder: (path, model, tok)."""
+def tiny_llama(tmp_path_factory):
+    """A 4-block random Llama with a word-level tokenizer, saved to a folder: (path, model,
+    tokenizer)."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(smollm2_path)
+    tok = word_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tok),
@@ -42,10 +31,11 @@ def tiny_llama(smollm2_path, tmp_path_factory):
         num_hidden_layers=4,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=128,
+        max_position_embeddings=2048,
         tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
+        bos_token_id=tok.eos_token_id,
         eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     model = LlamaForCausalLM(config).eval()
     path = tmp_path_factory.mktemp("tiny_llama")
@@ -90,3 +80,65 @@ def char_model(tmp_path_factory):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path), model, tok
+
+
+# --- the embedded SmolLM2 model (tests marked smollm2) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> str:
+    from lftf_train.models import embedded_model_path
+
+    return str(embedded_model_path())
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path):
+    """(model, tokenizer) of SmolLM2-135M-Instruct in float32, eval mode, shared read-only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_path).eval()
+    return model, AutoTokenizer.from_pretrained(smollm2_path)
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(smollm2):
+    """The prefix cache at block 29 (SmolLM2's top BMI block) for the gender axis."""
+    from lftf_tasks.axis import load_axis
+    from lftf_train.prefix import PrefixCache
+
+    model, tok = smollm2
+    return PrefixCache.build(model, tok, 29, load_axis("gender"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_lftf(smollm2_path, smollm2, smollm2_cache, tmp_path_factory):
+    """The README's recipe (`lftf-train run --lr 1e-4 --epochs 7`: block 29, seed 42) trained
+    once, saved as the adapter and as a merged model: (model, result, folder)."""
+    from lftf_train.config import LFTFConfig
+    from lftf_train.export import save_adapter, save_merged
+
+    settings = {"blocks": "29", "lr": 1e-4, "epochs": 7, "seed": 42}
+    model, result = finetune_smollm2(smollm2_path, smollm2, smollm2_cache, **settings)
+    out = tmp_path_factory.mktemp("lftf") / "adapter"
+    save_adapter(model, smollm2[1], out, LFTFConfig(**settings), {"test": True})
+    save_merged(model, smollm2[1], out / "merged")
+    return model, result, out
+
+
+@pytest.fixture(scope="session")
+def smollm2_lm_eval(smollm2_path):
+    """A full lm-eval run of genbiaseval and genhinteval on the original SmolLM2: the README's
+    Python example, executed as written (lm-eval's API, on the CPU)."""
+    namespace = {}
+    exec(readme_python_example(), namespace)
+    out = namespace["out"]
+    return {"results": out, "samples": out["samples"]}
+
+
+@pytest.fixture(scope="session")
+def smollm2_lftf_lm_eval(smollm2_path, smollm2_lftf, tmp_path_factory):
+    """The same lm_eval run on the trained adapter, loaded with `peft=` as a user would."""
+    out = tmp_path_factory.mktemp("lm_eval_lftf")
+    model_args = f"pretrained={smollm2_path},dtype=float32,peft={smollm2_lftf[2]}"
+    return lm_eval_cli(model_args, out, "genbiaseval,genhinteval")

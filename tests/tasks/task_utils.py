@@ -1,13 +1,13 @@
-"""Import the task folder's utils.py the way lm-eval does: by file path, not as a package."""
+"""Import a task folder's utils.py the way lm-eval does: by file path, not as a package."""
 
 import importlib.util
 
 from lftf_tasks import TASKS_DIR
 
 
-def load_task_utils():
+def load_task_utils(folder: str = "genbiaseval"):
     spec = importlib.util.spec_from_file_location(
-        "genbiaseval_utils", TASKS_DIR / "genbiaseval" / "utils.py"
+        f"{folder}_utils", TASKS_DIR / folder / "utils.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,5 @@
-"""lftf-eval, lftf-tasks-path and lftf-export-dataset as a user runs them."""
+"""lftf-eval, lftf-tasks-path and lftf-export-dataset as a user runs them (in-process
+through their entry points, except the one that must show it is installed)."""
 
 import glob
 import json
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import DATA_DIR, TASKS_DIR
+from lftf_tasks import DATA_DIR, TASKS_DIR, export
+from lftf_tasks.cli import lftf_eval
 
 BIN = Path(sys.executable).parent
 
@@ -24,32 +26,28 @@ def test_tasks_path_prints_the_task_folder():
     assert (Path(proc.stdout.strip()) / "genbiaseval" / "genhinteval.yaml").exists()
 
 
-def test_lftf_eval_help_explains_itself_and_shows_lm_eval_options():
-    proc = run(BIN / "lftf-eval", "--help")
-    assert proc.returncode == 0
-    assert "genbiaseval" in proc.stdout and "--include_path" in proc.stdout
-    assert "--model_args" in proc.stdout
+def test_lftf_eval_help_explains_itself_and_shows_lm_eval_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        lftf_eval(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "genbiaseval" in out and "--include_path" in out
+    assert "--model_args" in out
 
 
 def test_wrong_task_name_is_a_clear_error_not_a_traceback():
-    proc = run(
-        BIN / "lftf-eval",
-        "--model",
-        "hf",
-        "--model_args",
-        "pretrained=unused",
-        "--tasks",
-        "genbiaseval_wordz",
-    )
-    assert proc.returncode != 0
-    assert "Tasks not found: genbiaseval_wordz" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    argv = ["--model", "hf", "--model_args", "pretrained=unused", "--tasks", "genbiaseval_wordz"]
+    with pytest.raises(SystemExit) as exit_:
+        lftf_eval(argv)
+    message = str(exit_.value.code)
+    assert message.startswith("lftf-eval: Tasks not found: genbiaseval_wordz")
+    assert "genhinteval" in message  # it lists ours
 
 
 def test_missing_include_path_is_a_clear_error():
-    proc = run(BIN / "lftf-eval", "--tasks", "genbiaseval", "--include_path", "/no/such/dir")
-    assert proc.returncode != 0
-    assert "/no/such/dir" in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as exit_:
+        lftf_eval(["--tasks", "genbiaseval", "--include_path", "/no/such/dir"])
+    assert "/no/such/dir" in str(exit_.value.code) and "not a directory" in str(exit_.value.code)
 
 
 def test_lftf_eval_merges_a_users_include_path(tiny_llama, tmp_path):
@@ -65,43 +63,31 @@ def test_lftf_eval_merges_a_users_include_path(tiny_llama, tmp_path):
         "metric_list:\n  - metric: acc\n"
     )
     out = tmp_path / "out"
-    proc = run(
-        BIN / "lftf-eval",
-        "--model",
-        "hf",
-        "--model_args",
-        f"pretrained={path}",
-        "--tasks",
-        "genbiaseval_word,my_pronoun_task",
-        "--include_path",
-        user_tasks,
-        "--limit",
-        "3",
-        "--output_path",
-        out,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    argv = ["--model", "hf", "--model_args", f"pretrained={path}"]
+    argv += ["--tasks", "genbiaseval_word,my_pronoun_task", "--include_path", str(user_tasks)]
+    lftf_eval([*argv, "--limit", "3", "--output_path", str(out)])
     (results,) = glob.glob(f"{out}/*/results_*.json")
     names = set(json.loads(Path(results).read_text())["results"])
     assert names == {"genbiaseval_word", "my_pronoun_task"}
 
 
-def test_export_writes_a_hub_ready_folder_and_refuses_to_overwrite(tmp_path):
+def test_export_writes_a_hub_ready_folder_and_refuses_to_overwrite(tmp_path, capsys):
     import datasets
 
     out = tmp_path / "hub"
-    assert run(BIN / "lftf-export-dataset", out).returncode == 0
+    assert export.main([str(out)]) == 0
     assert (out / "README.md").read_text().startswith("---\nlicense: mit")
-    assert json.loads((out / "export.json").read_text())["produced_by"].startswith("lftf ")
+    info = json.loads((out / "export.json").read_text())
+    assert info["produced_by"].startswith("lftf ") and info["files"] == export.EXPORTED
     bias = datasets.load_dataset(str(out), "genbiaseval", cache_dir=str(tmp_path / "c"))
     assert {k: len(v) for k, v in bias.items()} == {"train": 943, "validation": 471, "test": 944}
     hint = datasets.load_dataset(str(out), "genhinteval", cache_dir=str(tmp_path / "c"))
     assert {k: len(v) for k, v in hint.items()} == {"validation": 786, "test": 786}
-    again = run(BIN / "lftf-export-dataset", out)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    capsys.readouterr()
+    assert export.main([str(out)]) == 2 and "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["lftf-export-dataset"])
-def test_console_scripts_have_help(command):
-    proc = run(BIN / command, "--help")
-    assert proc.returncode == 0 and "usage" in proc.stdout
+def test_export_dataset_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        export.main(["--help"])
+    assert exit_.value.code == 0 and "usage: lftf-export-dataset" in capsys.readouterr().out

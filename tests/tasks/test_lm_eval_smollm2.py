@@ -1,62 +1,32 @@
-"""A real `lm_eval` run (the CLI, in a subprocess) on the embedded SmolLM2 model."""
+"""A real lm-eval run on the embedded SmolLM2 model: the README's Python example, as written."""
 
-import glob
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from lftf_tasks import include_path
-
 pytestmark = pytest.mark.smollm2
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def lm_eval_run(smollm2_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("lm_eval_out")
-    cmd = [
-        str(BIN / "lm_eval"),
-        "--model",
-        "hf",
-        "--model_args",
-        f"pretrained={smollm2_path},dtype=float32",
-        "--tasks",
-        "genbiaseval,genhinteval",
-        "--include_path",
-        include_path(),
-        "--batch_size",
-        "64",
-        "--log_samples",
-        "--output_path",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (results_file,) = glob.glob(f"{out}/*/results_*.json")
-    samples = {}
-    for path in glob.glob(f"{out}/*/samples_*.jsonl"):
-        task = Path(path).name.split("_20")[0].removeprefix("samples_")
-        with open(path) as f:
-            samples[task] = [json.loads(line) for line in f]
-    return json.loads(Path(results_file).read_text()), samples
+def lm_eval_run(smollm2_lm_eval):
+    """The session's lm-eval run of genbiaseval,genhinteval on SmolLM2 (conftest)."""
+    return smollm2_lm_eval["results"], smollm2_lm_eval["samples"]
 
 
 def direct_probabilities(model, tok, prompts, batch_size=64):
-    """P(" he"), P(" she") from a plain softmax over the next-token logits."""
+    """P(" he"), P(" she") from a plain softmax over the next-token logits (right padding,
+    the head applied at each prompt's last real token: not lftf's own code path)."""
     he, she = tok(" he").input_ids[-1], tok(" she").input_ids[-1]
     tok.padding_side = "right"
     out = []
     for i in range(0, len(prompts), batch_size):
         enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True)
         with torch.no_grad():
-            logits = model(**enc).logits
-        last = enc.attention_mask.sum(1) - 1
-        probs = logits[torch.arange(len(last)), last].double().softmax(-1)
+            hidden = model.model(**enc).last_hidden_state
+            last = enc.attention_mask.sum(1) - 1
+            logits = model.lm_head(hidden[torch.arange(len(last)), last])
+        probs = logits.double().softmax(-1)
         out += list(zip(probs[:, he].tolist(), probs[:, she].tolist()))
     return out
 

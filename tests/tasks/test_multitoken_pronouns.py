@@ -14,7 +14,11 @@ def test_multi_token_pronoun_scores_the_whole_continuation(char_model):
     assert len(tok(" he").input_ids) == 3 and len(tok(" she").input_ids) == 4
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=8)
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=["genbiaseval_word"], limit=4, task_manager=task_manager(), log_samples=True
+        model=lm,
+        tasks=["genbiaseval_word"],
+        limit=4,
+        task_manager=task_manager(include_defaults=False),
+        log_samples=True,
     )
     samples = out["samples"]["genbiaseval_word"]
     assert len(samples) == 4

@@ -41,13 +41,17 @@ def test_task_manager_knows_our_tasks_beside_lm_evals(manager):
 def test_upstream_new_task_checks(tasks, name):
     task = tasks[name]
     assert task.dataset is not None
+    axis = AXIS_OF[name]
+    is_bias = name.startswith(axis.bias_task)
     test_split = "dev" if name.endswith("_dev") else "test"
-    for kind, split in (("training", "train"), ("validation", "dev"), ("test", test_split)):
-        has_docs = getattr(task, f"has_{kind}_docs")()
-        assert has_docs in (True, False)
-        if has_docs:
-            assert task.config[f"{kind}_split"] == split
-    assert task.has_test_docs()
+    # bias tasks have train/dev/test splits; hint tasks dev and test only (nothing to train on)
+    assert task.has_training_docs() is is_bias
+    assert task.has_validation_docs() is True and task.has_test_docs() is True
+    assert task.config.training_split == ("train" if is_bias else None)
+    assert (task.config.validation_split, task.config.test_split) == ("dev", test_split)
+    if is_bias:
+        assert {r["split"] for r in task.training_docs()} == {"train"}
+    assert {r["split"] for r in task.validation_docs()} == {"dev"}
     assert task.should_decontaminate() is False
     rows = docs(task)
     assert len(rows) == LIMIT

@@ -1,4 +1,8 @@
-"""lftf-train as a user runs it (subprocesses on a tiny random model)."""
+"""lftf-train as a user runs it, on a tiny random model.
+
+Commands run in-process through ``cli.main(argv)`` (the console script's own entry point);
+only what must be a separate process is one: `accelerate launch` and Ctrl-C.
+"""
 
 import json
 import os
@@ -11,51 +15,45 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from lftf_train import cli
+
 BIN = Path(sys.executable).parent
 TINY_RUN = ["--blocks", "3", "--epochs", "1", "--lr", "1e-3", "--seed", "5"]
 
 
-def lftf_train(*args, timeout=600, env=None):
-    return subprocess.run(
-        [str(BIN / "lftf-train"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+def lftf_train(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `lftf-train ARGS`; argparse errors exit with 2."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_llama, tmp_path_factory):
     path, _, _ = tiny_llama
     out = tmp_path_factory.mktemp("ft") / "out"
-    proc = lftf_train(
-        "finetune",
-        "--model",
-        path,
-        *TINY_RUN,
-        "--output-dir",
-        out,
-        "--merged",
+    assert (
+        cli.main(["finetune", "--model", path, *TINY_RUN, "--output-dir", str(out), "--merged"])
+        == 0
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return path, out, proc
+    return path, out
 
 
-def test_help_explains_every_command():
-    top = subprocess.run([str(BIN / "lftf-train"), "--help"], capture_output=True, text=True)
-    assert top.returncode == 0 and "accelerate launch" in top.stdout
-    for command in ("locate", "finetune", "run", "sweep"):
-        proc = subprocess.run(
-            [str(BIN / "lftf-train"), command, "--help"], capture_output=True, text=True
-        )
-        assert proc.returncode == 0
-        for flag in ("--model", "--output-dir", "--seed", "--config", "--overwrite"):
-            assert flag in proc.stdout, (command, flag)
+@pytest.mark.parametrize("command", ["locate", "finetune", "run", "sweep", "report"])
+def test_help_explains_every_command(capsys, command):
+    code, out, _ = lftf_train(capsys, command, "--help")
+    assert code == 0
+    for flag in ("--model", "--output-dir", "--seed", "--config", "--overwrite", "--axis"):
+        assert flag in out, (command, flag)
+    code, top, _ = lftf_train(capsys, "--help")
+    assert code == 0 and "accelerate launch" in top and command in top
 
 
 def test_finetune_writes_a_small_adapter_with_its_config_and_provenance(trained):
-    path, out, _ = trained
+    path, out = trained
     names = {p.name for p in out.iterdir()}
     assert {
         "adapter_model.safetensors",
@@ -69,25 +67,39 @@ def test_finetune_writes_a_small_adapter_with_its_config_and_provenance(trained)
     assert weights and all(".layers.3." in k for k in weights)
     run = json.loads((out / "lftf_run.json").read_text())
     assert run["seed"] == 5 and run["blocks"] == [3] and run["resolved_model"] == path
-    assert run["versions"]["peft"] and run["date"] and run["command"].startswith("lftf-train")
+    assert run["versions"]["peft"] and run["date"]
+    assert run["command"] == f"lftf-train finetune --model {path} {' '.join(TINY_RUN)} " + (
+        f"--output-dir {out} --merged"
+    )
+    assert run["metrics"] == {
+        "bias": "afgb",
+        "hint": "ub",
+        "mass": "pronoun_mass",
+        "relative": "relative_gap",
+    }
+    assert set(run["history"][1]["dev"]) >= {"afgb", "ub", "pronoun_mass", "relative_gap"}
     assert json.loads((out / "lftf_config.json").read_text())["lr"] == 1e-3
     assert (out / "merged" / "config.json").exists()
 
 
-def test_saved_config_reproduces_the_run(trained, tmp_path):
-    path, out, _ = trained
+def test_saved_config_reproduces_the_run(trained, tmp_path, capsys):
+    _, out = trained
     again = tmp_path / "again"
-    proc = lftf_train("finetune", "--config", out / "lftf_config.json", "--output-dir", again)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = lftf_train(
+        capsys, "finetune", "--config", out / "lftf_config.json", "--output-dir", again
+    )
+    assert code == 0, err[-2000:]
     first = json.loads((out / "lftf_run.json").read_text())["step_losses"]
     assert json.loads((again / "lftf_run.json").read_text())["step_losses"] == first
 
 
-def test_existing_output_is_refused_unless_overwrite(trained):
-    path, out, _ = trained
+def test_existing_output_is_refused_unless_overwrite(trained, capsys):
+    path, out = trained
     before = (out / "lftf_run.json").read_text()
-    proc = lftf_train("finetune", "--model", path, "--blocks", "3", "--output-dir", out)
-    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = lftf_train(
+        capsys, "finetune", "--model", path, "--blocks", "3", "--output-dir", out
+    )
+    assert code == 2 and "--overwrite" in err and "Traceback" not in err
     assert (out / "lftf_run.json").read_text() == before
 
 
@@ -98,24 +110,59 @@ def test_existing_output_is_refused_unless_overwrite(trained):
         (["--blocks", "4"], "out of range: this model has 4 blocks, 0..3"),
         (["--modules", "ffn"], "LFTFConfig.modules"),
         (["--lr", "-1"], "LFTFConfig.lr"),
+        (["--axis", "no_such_axis"], "LFTFConfig.axis"),
+        (["--terms", "they"], "LFTFConfig.terms"),
     ],
 )
-def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, args, message):
+def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):
     path, _, _ = tiny_llama
-    full = ["finetune", "--model", path, "--output-dir", tmp_path / "o", *args]
-    if "--model" in args:
-        full = ["finetune", "--output-dir", tmp_path / "o", *args]
-    proc = lftf_train(*full)
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    model = [] if "--model" in args else ["--model", path]
+    code, _, err = lftf_train(capsys, "finetune", *model, "--output-dir", tmp_path / "o", *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 
-def test_multi_token_pronouns_are_refused_with_an_explanation(char_model, tmp_path):
+def test_multi_token_pronouns_are_refused_with_an_explanation(char_model, tmp_path, capsys):
     path, _, _ = char_model
-    proc = lftf_train("finetune", "--model", path, "--blocks", "1", "--output-dir", tmp_path / "o")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "splits ' he' into 3 tokens" in proc.stderr and "single-token" in proc.stderr
+    code, _, err = lftf_train(
+        capsys, "finetune", "--model", path, "--blocks", "1", "--output-dir", tmp_path / "o"
+    )
+    assert code == 2 and "Traceback" not in err
+    assert "splits ' he' into 3 tokens" in err and "single-token" in err
+
+
+def test_run_evaluates_before_and_after_with_lm_eval(tiny_llama, tmp_path, capsys):
+    path, _, _ = tiny_llama
+    out = tmp_path / "run"
+    code, stdout, err = lftf_train(
+        capsys, "run", "--model", path, *TINY_RUN, "--limit", "4", "--output-dir", out
+    )
+    assert code == 0, err[-3000:]
+    run = json.loads((out / "lftf_run.json").read_text())
+    evaluation = run["evaluation"]
+    assert evaluation["limit"] == 4
+    for when, row in (("before", "original"), ("after", "LFTF")):
+        raw = evaluation[f"lm_eval_{when}"]
+        assert evaluation["rows"][row]["afgb_avg"] == raw["genbiaseval"]["afgb,none"]
+        assert evaluation["rows"][row]["ub"] == raw["genhinteval"]["ub,none"]
+    assert evaluation["rows"]["original"] != evaluation["rows"]["LFTF"]
+    summary = (out / "summary.md").read_text()
+    assert "| LFTF |" in summary and "| original |" in summary and "| LFTF |" in stdout
+
+
+def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_path, capsys):
+    path, _, _ = tiny_llama
+    out = tmp_path / "sweep"
+    args = ["--axis", "religion", "--blocks", "3", "--epochs", "2", "--lrs", "1e-3,3e-3"]
+    code, _, err = lftf_train(capsys, "sweep", "--model", path, *args, "--output-dir", out)
+    assert code == 0, err[-3000:]
+    info = json.loads((out / "sweep.json").read_text())
+    best = {lr: r["best"]["dev"]["range"] for lr, r in info["runs"].items()}
+    assert info["chosen_lr"] == float(min(best, key=best.get))
+    table = (out / "sweep.md").read_text()
+    assert "| dev range | dev relative_range | dev mass | dev hint_score |" in table
+    assert "afgb" not in table.lower() and (out / "sweep.png").stat().st_size > 0
 
 
 def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
@@ -145,7 +192,7 @@ def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
         for line in proc.stdout:  # wait until training runs
             if line.startswith("epoch 0:"):
                 break
-        time.sleep(1)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=120)[0]
     finally:
@@ -157,7 +204,7 @@ def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
 
 
 def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
-    path, out, _ = trained
+    path, out = trained
     env = {**os.environ, "ACCELERATE_USE_CPU": "1"}
     cmd = [
         str(BIN / "accelerate"),
@@ -192,11 +239,13 @@ def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-3
 
 
-def test_locate_reports_every_locator_side_by_side(tiny_llama, tmp_path):
+def test_locate_reports_every_locator_side_by_side(tiny_llama, tmp_path, capsys):
     path, model, tok = tiny_llama
     out = tmp_path / "loc"
-    proc = lftf_train("locate", "--model", path, "--locate-prompts", 8, "--output-dir", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, stdout, err = lftf_train(
+        capsys, "locate", "--model", path, "--locate-prompts", 8, "--output-dir", out
+    )
+    assert code == 0, err[-3000:]
     report = json.loads((out / "bmi.json").read_text())
     assert set(report["ranking"]) == {"hidden_states", "block_io", "skip"}
     assert (out / "locators.png").stat().st_size > 0 and (out / "bmi.png").exists()
@@ -204,17 +253,23 @@ def test_locate_reports_every_locator_side_by_side(tiny_llama, tmp_path):
 
     prompts = data.sample_prompts("train", 8, 42)
     assert report["scores"]["skip"] == pytest.approx(locate.skip_scores(model, tok, prompts))
-    assert "skip" in proc.stdout and "(used for --blocks auto)" in proc.stdout
+    assert "skip" in stdout and "(used for --blocks auto)" in stdout
 
 
-def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_path):
+def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_path, capsys):
     path, _, _ = tiny_llama
     out = tmp_path / "skip"
     args = ["--axis", "religion", "--locator", "skip", "--locate-prompts", 8, "--epochs", 1]
-    proc = lftf_train("finetune", "--model", path, *args, "--output-dir", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, _, err = lftf_train(capsys, "finetune", "--model", path, *args, "--output-dir", out)
+    assert code == 0, err[-3000:]
     run = json.loads((out / "lftf_run.json").read_text())
     assert run["axis"] == "religion" and run["config"]["locator"] == "skip"
     assert run["blocks"] == [run["bmi"]["top_block"]["skip"]]
     assert "-log P(islam|p)" in run["loss"]
-    assert run["history_keys"]["afgb"] == "dev range"  # the k-group score under its key
+    # the history speaks the axis's own metric names, measured on its own dev tasks
+    assert run["metrics"]["bias"] == "range" and run["metrics"]["hint"] == "hint_score"
+    assert run["dev_tasks"] == ["relbiaseval_dev", "relhinteval_dev"]
+    assert {"range", "hint_score", "mass", "relative_range", "p_islam"} <= set(
+        run["history"][0]["dev"]
+    )
+    assert "afgb" not in run["history"][0]["dev"] and "ub" not in run["history"][0]["dev"]

@@ -4,10 +4,11 @@ import csv
 
 import pytest
 
+from lftf_tasks.axis import load_axis
 from lftf_train.config import LFTFConfig
 from lftf_train.report import (
     ReportSettings,
-    _general_metrics,
+    general_metrics,
     method_rows,
     per_profession_gap,
     write_csv,
@@ -35,7 +36,7 @@ def test_general_task_metrics_are_read_from_lm_eval_results():
             "gsm8k": {"exact_match,strict-match": 0.3},
         }
     }
-    assert _general_metrics(results, ["mmlu", "hellaswag", "gsm8k", "missing"]) == {
+    assert general_metrics(results, ["mmlu", "hellaswag", "gsm8k", "missing"]) == {
         "mmlu_acc": 0.61,
         "hellaswag_acc": 0.5,
         "gsm8k_exact_match": 0.3,
@@ -51,7 +52,9 @@ def test_per_profession_gap_averages_logged_test_samples():
         "genbiaseval_phrase": [{"doc": {"profession": "nurse"}, "gap": -0.2}],
         "genhinteval": [{"doc": {"profession": "nurse"}, "gap": 0.9}],
     }
-    assert per_profession_gap(samples) == pytest.approx({"nurse": -0.3, "cook": 0.1})
+    assert per_profession_gap(samples, load_axis("gender")) == pytest.approx(
+        {"nurse": -0.3, "cook": 0.1}
+    )
 
 
 def test_csv_has_deltas_against_the_original_and_marks_rows_not_run(tmp_path):
@@ -61,7 +64,7 @@ def test_csv_has_deltas_against_the_original_and_marks_rows_not_run(tmp_path):
         "DAMA": {"status": "not run: not implemented"},
     }
     info = {"model": "m", "seed": 1, "produced_by": "lftf 0", "date": "d"}
-    write_csv(tmp_path / "r.csv", rows, info)
+    write_csv(tmp_path / "r.csv", rows, info, load_axis("gender"))
     with open(tmp_path / "r.csv") as f:
         out = {r["method"]: r for r in csv.DictReader(f)}
     assert float(out["LFTF"]["delta_afgb_avg"]) == pytest.approx(-0.09)

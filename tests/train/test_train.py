@@ -4,9 +4,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from lftf_tasks.axis import load_axis
 from lftf_train.adapters import wrap_for_training
 from lftf_train.config import LFTFConfig
-from lftf_train.train import best_epoch, finetune, lftf_loss
+from lftf_train.train import BestEpochTracker, best_epoch, epoch_batches, finetune, lftf_loss
+
+GENDER = load_axis("gender")
 
 
 def test_loss_is_the_sum_of_negative_log_likelihoods_of_the_chosen_terms():
@@ -51,7 +54,7 @@ def test_cached_prefix_losses_equal_the_naive_full_forward(tiny_llama):
     assert worst < 1e-5
     assert cached.step_losses[-1] < cached.step_losses[0]  # it learns
     for a, b in zip(cached.history, naive.history):
-        assert a["dev"]["afgb"] == pytest.approx(b["dev"]["afgb"], abs=1e-5)
+        assert a["dev"] == pytest.approx(b["dev"], abs=1e-5)
 
 
 def test_gradients_and_optimizer_state_exist_only_for_the_trained_block(tiny_llama):
@@ -72,23 +75,59 @@ def test_select_best_dev_keeps_the_epoch_with_lowest_dev_afgb(tiny_llama):
 
     model, result = _train(tiny_llama, epochs=3, lr=3e-3, select="best_dev", min_ub_ratio=0)
     best = min(result.history, key=lambda h: h["dev"]["afgb"])
-    assert result.best_epoch == best["epoch"]
+    assert result.best_epoch == best["epoch"] != 3  # not simply the last epoch
     _, _, tok = tiny_llama
     dev = score_prompts(model, tok, [r["prompt"] for r in data.bias_records("dev")])
-    assert bias_scores(dev)["afgb"] == pytest.approx(best["dev"]["afgb"], abs=1e-5)
+    assert bias_scores(dev, GENDER)["afgb"] == pytest.approx(best["dev"]["afgb"], abs=1e-5)
 
 
 def _epoch(epoch, afgb, ub):
-    return {"epoch": epoch, "dev": {"afgb": afgb}, "dev_ub": ub}
+    return {"epoch": epoch, "dev": {"afgb": afgb, "ub": ub}}
+
+
+METRICS = {"bias": "afgb", "hint": "ub"}
 
 
 def test_best_epoch_is_the_lowest_dev_afgb_that_keeps_hint_following():
     history = [_epoch(0, 0.13, 0.40), _epoch(1, 0.05, 0.35), _epoch(2, 0.03, 0.30)]
-    assert best_epoch(history, 0.8) == 1  # epoch 2 is fairer but keeps only 75% of UB
-    assert best_epoch(history, 0.0) == 2
-    assert best_epoch(history, 1.0) == 0  # nothing keeps all of UB: keep the original
-    assert best_epoch([_epoch(0, 0.1, -0.2), _epoch(1, 0.05, -0.3)], 0.8) == 1
-    assert best_epoch([_epoch(0, 0.1, 0.4), _epoch(1, 0.05, 0.4), _epoch(2, 0.05, 0.4)], 0.8) == 1
+    assert best_epoch(history, 0.8, METRICS) == 1  # epoch 2 is fairer but keeps only 75% of UB
+    assert best_epoch(history, 0.0, METRICS) == 2
+    assert best_epoch(history, 1.0, METRICS) == 0  # nothing keeps all of UB: keep the original
+    assert best_epoch([_epoch(0, 0.1, -0.2), _epoch(1, 0.05, -0.3)], 0.8, METRICS) == 1
+    ties = [_epoch(0, 0.1, 0.4), _epoch(1, 0.05, 0.4), _epoch(2, 0.05, 0.4)]
+    assert best_epoch(ties, 0.8, METRICS) == 1
+
+
+def test_best_epoch_reads_the_axis_metric_names():
+    history = [
+        {"epoch": 0, "dev": {"range": 0.3, "hint_score": 0.2}},
+        {"epoch": 1, "dev": {"range": 0.1, "hint_score": 0.19}},
+    ]
+    assert best_epoch(history, 0.8, {"bias": "range", "hint": "hint_score"}) == 1
+
+
+def test_tracker_restores_the_best_weights_and_stops_after_patience():
+    model = torch.nn.Linear(2, 1)
+    config = LFTFConfig(select="best_dev", patience=2, min_ub_ratio=0.0)
+    tracker = BestEpochTracker(model, config, METRICS)
+    history = [_epoch(0, 0.5, 0.4)]
+    for epoch, afgb in enumerate([0.2, 0.3, 0.4], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        history.append(_epoch(epoch, afgb, 0.4))
+        stop = tracker.update(history)
+        assert stop == (epoch == 3)  # epochs 2 and 3 bring no new best
+    assert tracker.best == 1
+    tracker.restore()
+    assert torch.all(model.weight == 1.0)
+
+
+def test_epoch_batches_are_seeded_and_shared_out_among_processes():
+    one = epoch_batches(10, 4, seed=7, epoch=1, world=1)
+    assert [len(b) for b in one] == [4, 4, 2] and sorted(sum(one, [])) == list(range(10))
+    assert one == epoch_batches(10, 4, seed=7, epoch=1, world=1)
+    assert one != epoch_batches(10, 4, seed=7, epoch=2, world=1)
+    assert [len(b) for b in epoch_batches(10, 4, seed=7, epoch=1, world=3)] == [4, 4]
 
 
 def test_nan_loss_is_a_clear_error(tiny_llama):

@@ -1,6 +1,6 @@
 import pytest
 
-from lftf_train.outputs import atomic_output_dir, provenance
+from lftf_tasks.outputs import atomic_output_dir, provenance
 
 
 def test_output_appears_only_when_the_block_finishes(tmp_path):

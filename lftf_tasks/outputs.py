@@ -1,7 +1,12 @@
-"""Output folders that appear whole or not at all, and the provenance every file carries."""
+"""Output folders that appear whole or not at all, and the provenance every file carries.
+
+Standard library only: both packages write through it (lftf_tasks for task folders and
+Hub exports, lftf_train for adapters, reports and converted models).
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import platform
@@ -14,6 +19,12 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("lftf", "torch", "transformers", "peft", "accelerate", "lm_eval", "datasets")
+
+# The command line that records name; entry points that are called in-process with their
+# own argv (lftf-train's main) set it, otherwise it is the process's sys.argv.
+command_line: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "command_line", default=None
+)
 
 
 def versions() -> dict[str, str]:
@@ -28,9 +39,10 @@ def versions() -> dict[str, str]:
 
 def provenance(**extra) -> dict:
     """What produced an output: command line, date, package versions, plus ``extra``."""
+    argv = command_line.get() or [Path(sys.argv[0]).name, *sys.argv[1:]]
     return {
         "produced_by": f"lftf {versions()['lftf']}",
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join(map(str, argv)),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         **extra,
@@ -53,7 +65,11 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
 @contextmanager
 def atomic_output_dir(out_dir: Path, overwrite: bool = False):
     """Yield a hidden temporary folder beside ``out_dir``; it becomes ``out_dir`` only if the
-    block finishes. On an error or Ctrl-C nothing is left behind and an old output stays."""
+    block finishes. On an error or Ctrl-C nothing is left behind and an old output stays.
+
+    Without ``overwrite``, a folder that another process created meanwhile is kept and
+    FileExistsError is raised at the end.
+    """
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +80,7 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False):
     try:
         yield tmp
         if out_dir.exists():
+            check_output_dir(out_dir, overwrite)
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             out_dir.rename(old / "x")
             tmp.rename(out_dir)

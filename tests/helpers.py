@@ -1,0 +1,89 @@
+"""Helpers the tests share: a tokenizer for the tiny models, SmolLM2 fine-tuning in memory,
+and `lm_eval` run as a user runs it."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+WORD = r" ?[A-Za-z]+| ?[0-9]+| ?[^A-Za-z0-9\s]+|\s+"
+# Target and toy-axis words the tests use besides those in the shipped prompts.
+EXTRA_WORDS = ["he", "she", "they", "church", "mosque", "synagogue", "temple"]
+EXTRA_WORDS += ["summer", "winter", "snow", "spring"]
+
+
+def word_tokenizer():
+    """A word-level tokenizer whose pieces carry their leading space, like a BPE's " he":
+    every word of the shipped prompts and assets is one token, anything else is <unk>."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from lftf_tasks import DATA_DIR
+    from lftf_train.capability import ASSETS
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(DATA_DIR.glob("*/*.jsonl"))]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(ASSETS.glob("*.txt"))]
+    pieces = {m for text in texts for m in re.findall(WORD, text)}
+    pieces |= {" " + w for w in EXTRA_WORDS}
+    vocab = {"<unk>": 0, "<|endoftext|>": 1}
+    vocab.update({p: i for i, p in enumerate(sorted(pieces), start=2)})
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(WORD), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+    )
+
+
+def finetune_smollm2(smollm2_path, smollm2, cache, **settings):
+    """A fresh SmolLM2 fine-tuned in memory with LFTFConfig(**settings): (model, result)."""
+    from transformers import AutoModelForCausalLM
+
+    from lftf_train.adapters import wrap_for_training
+    from lftf_train.config import LFTFConfig
+    from lftf_train.train import finetune
+
+    _, tok = smollm2
+    config = LFTFConfig(**settings)
+    blocks = list(range(30)) if config.blocks == "all" else config.blocks
+    model = AutoModelForCausalLM.from_pretrained(smollm2_path).eval()
+    model = wrap_for_training(model, config, blocks)
+    result = finetune(
+        model, tok, config, blocks, show_progress=False, log=lambda *_: None, prefix_cache=cache
+    )
+    return model, result
+
+
+def lm_eval_cli(model_args: str, out: Path, tasks: str, limit: int | None = None) -> dict:
+    """`lm_eval` as a user runs it (a subprocess): {"results": ..., "samples": {task: rows}}."""
+    from lftf_tasks import include_path
+
+    cmd = [str(BIN / "lm_eval"), "--model", "hf", "--model_args", model_args]
+    cmd += ["--tasks", tasks, "--include_path", include_path(), "--batch_size", "64"]
+    cmd += ["--log_samples", "--output_path", str(out)]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = glob.glob(f"{out}/*/results_*.json")
+    samples = {}
+    for path in glob.glob(f"{out}/*/samples_*.jsonl"):
+        task = Path(path).name.split("_20")[0].removeprefix("samples_")
+        with open(path) as f:
+            samples[task] = [json.loads(line) for line in f]
+    return {"results": json.loads(Path(results_file).read_text()), "samples": samples}
+
+
+def readme_python_example() -> str:
+    """The README's Python example (the code block that calls simple_evaluate), as written."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "simple_eval" in b]
+    return block

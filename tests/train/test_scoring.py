@@ -1,0 +1,85 @@
+"""The trainer's batched scores (tensors) equal the means of lm-eval's per-doc scores (the
+task folders' process_results, floats) on random logits, for every shipped axis."""
+
+import pytest
+import torch
+
+from lftf_tasks.axis import BUILTIN_AXES, load_axis, parse_axis
+from lftf_tasks.hooks import TaskHooks
+from lftf_tasks.paths import DATA_DIR
+from lftf_train.scoring import bias_scores, group_logprobs, hint_scores, prompt_bias
+
+from ..tasks.task_utils import load_task_utils
+
+VOCAB = 500
+# A user's axis: three groups, one of them with two words (P(group) sums them).
+TOY = parse_axis(
+    {
+        "name": "toy",
+        "subjects": ["a", "b"],
+        "groups": [
+            {"name": "x", "words": ["x1", "x2"], "hint": "X"},
+            {"name": "y", "words": ["y"], "hint": "Y"},
+            {"name": "z", "words": ["z"], "hint": "Z"},
+        ],
+        "templates": {"word": ["The {subject} is"]},
+        "hint_templates": {"test": ["{hint}: the {subject} is"], "dev": ["{hint} {subject}"]},
+    }
+)
+
+
+def _hooks(axis):
+    """The lm-eval hooks: the shipped task folder's generated utils.py, or a spec's own."""
+    if axis.name in BUILTIN_AXES:
+        return load_task_utils(axis.bias_task)
+    return TaskHooks(axis, DATA_DIR)
+
+
+def _random_logits(n: int, word_ids: list[int], seed: int) -> torch.Tensor:
+    """Logits of varied shapes: plain noise, rows where the target words dominate, and rows
+    where they are all but impossible (their probabilities underflow to 0)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, VOCAB, generator=g) * 3
+    words = torch.tensor(word_ids)
+    third = n // 3
+    logits[:third, words] += 8 * torch.rand(third, len(word_ids), generator=g)
+    logits[third : 2 * third, words] = -1e4
+    return logits
+
+
+@pytest.mark.parametrize("axis", [*map(load_axis, BUILTIN_AXES), TOY], ids=lambda a: a.name)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trainer_scores_are_the_means_of_lm_evals_per_doc_scores(axis, seed):
+    hooks = _hooks(axis)
+    choices = axis.choices
+    word_ids = torch.randperm(VOCAB, generator=torch.Generator().manual_seed(seed))[: len(choices)]
+    group_ids, i = [], 0
+    for group in axis.groups:
+        group_ids.append(word_ids[i : i + len(group.words)].tolist())
+        i += len(group.words)
+    logits = _random_logits(60, word_ids.tolist(), seed)
+    hinted = torch.randint(len(axis.groups), (60,), generator=torch.Generator().manual_seed(seed))
+
+    # lm-eval: one loglikelihood per choice word, in doc_to_choice order
+    word_logp = logits.float().log_softmax(-1)[:, word_ids]
+    docs, hint_docs = [], []
+    for row, h in zip(word_logp.tolist(), hinted.tolist()):
+        results = [(ll, False) for ll in row]
+        docs.append(hooks.process_bias_results({"prompt": "p"}, results))
+        hint_doc = {"prompt": "p", axis.hint_field: axis.groups[h].name}
+        hint_docs.append(hooks.process_hint_results(hint_doc, results))
+
+    # the trainer: batched, from the same logits
+    logp = group_logprobs(logits, group_ids)
+    batched = bias_scores(logp, axis)
+    assert set(batched) == set(docs[0])
+    for key, value in batched.items():
+        per_doc = sum(d[key] for d in docs) / len(docs)
+        assert value == pytest.approx(per_doc, rel=1e-6, abs=1e-9), key
+    hint = axis.metrics["hint"]
+    per_doc = sum(d[hint] for d in hint_docs) / len(hint_docs)
+    assert hint_scores(logp, hinted.tolist(), axis)[hint] == pytest.approx(per_doc, rel=1e-6)
+    # float32 logsumexp over a group's words (trainer) against float64 sums (lm-eval hooks)
+    per_prompt = prompt_bias(logp).tolist()
+    expected = [d[axis.metrics["bias"]] for d in docs]
+    assert per_prompt == pytest.approx(expected, rel=1e-6, abs=1e-9)
