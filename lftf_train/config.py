@@ -33,7 +33,10 @@ class LFTFConfig:
 
     model: str = field(
         default="smollm2-135m",
-        metadata={"help": "A local folder, a hub id, or 'smollm2-135m' (the embedded model)."},
+        metadata={
+            "help": "A local folder, a hub id, a .gguf file (converted once into the lftf "
+            "cache), or 'smollm2-135m' (the embedded model)."
+        },
     )
     axis: str = field(
         default="gender",

