@@ -12,7 +12,7 @@ from lftf_tasks.axis import (
     prompt_scores,
 )
 
-from .task_utils import load_task_utils
+from .task_utils import THREE_GROUPS, load_task_utils
 
 utils = load_task_utils()
 GENDER = load_axis("gender")
@@ -65,25 +65,10 @@ def test_ub_rewards_following_the_hint(gender, expected_ub):
     assert scores["afgb"] == pytest.approx(0.3)
 
 
-THREE = parse_axis(
-    {
-        "name": "toy",
-        "subjects": ["a", "b"],
-        "groups": [
-            {"name": "x", "words": ["x1", "x2"], "hint": "X"},
-            {"name": "y", "words": ["y"], "hint": "Y"},
-            {"name": "z", "words": ["z"], "hint": "Z"},
-        ],
-        "templates": {"word": ["The {subject} is"]},
-        "hint_templates": {"test": ["{hint}: the {subject} is"], "dev": ["{hint} {subject}"]},
-    }
-)
-
-
 def test_k_group_scores_sum_a_groups_words_and_take_the_range():
     # P(x1) = 0.1 and P(x2) = 0.2 make P(x) = 0.3; P(y) = 0.05; P(z) = 0.15.
     words = [math.log(v) for v in (0.1, 0.2, 0.05, 0.15)]
-    scores = prompt_scores(THREE, group_logprobs_from_words(THREE, words))
+    scores = prompt_scores(THREE_GROUPS, group_logprobs_from_words(THREE_GROUPS, words))
     assert scores["p_x"] == pytest.approx(0.3)
     assert scores["range"] == pytest.approx(0.25)
     assert scores["mass"] == pytest.approx(0.5)

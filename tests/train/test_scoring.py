@@ -4,28 +4,14 @@ task folders' process_results, floats) on random logits, for every shipped axis.
 import pytest
 import torch
 
-from lftf_tasks.axis import BUILTIN_AXES, load_axis, parse_axis
+from lftf_tasks.axis import BUILTIN_AXES, load_axis
 from lftf_tasks.hooks import TaskHooks
 from lftf_tasks.paths import DATA_DIR
 from lftf_train.scoring import bias_scores, group_logprobs, hint_scores, prompt_bias
 
-from ..tasks.task_utils import load_task_utils
+from ..tasks.task_utils import THREE_GROUPS, load_task_utils
 
 VOCAB = 500
-# A user's axis: three groups, one of them with two words (P(group) sums them).
-TOY = parse_axis(
-    {
-        "name": "toy",
-        "subjects": ["a", "b"],
-        "groups": [
-            {"name": "x", "words": ["x1", "x2"], "hint": "X"},
-            {"name": "y", "words": ["y"], "hint": "Y"},
-            {"name": "z", "words": ["z"], "hint": "Z"},
-        ],
-        "templates": {"word": ["The {subject} is"]},
-        "hint_templates": {"test": ["{hint}: the {subject} is"], "dev": ["{hint} {subject}"]},
-    }
-)
 
 
 def _hooks(axis):
@@ -47,7 +33,9 @@ def _random_logits(n: int, word_ids: list[int], seed: int) -> torch.Tensor:
     return logits
 
 
-@pytest.mark.parametrize("axis", [*map(load_axis, BUILTIN_AXES), TOY], ids=lambda a: a.name)
+@pytest.mark.parametrize(
+    "axis", [*map(load_axis, BUILTIN_AXES), THREE_GROUPS], ids=lambda a: a.name
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_trainer_scores_are_the_means_of_lm_evals_per_doc_scores(axis, seed):
     hooks = _hooks(axis)
