@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,
-# LFTF, FPFT, PB, ablations), through lm-eval: report.md, results.csv, figures (~13 min).
+# LFTF, FPFT, PB, ablations), through lm-eval: report.md, results.csv, figures (~7 min).
 demo: install
 	$(BIN)/lftf-train report --output-dir $(OUT)/report --overwrite
 
@@ -41,9 +41,11 @@ eval: install
 bench: install
 	$(BIN)/python bench/bench_trainer.py
 
+# Everything (~4 min on 2 cores); pytest lists the 15 slowest tests at the end.
 test: install
 	$(BIN)/python -m pytest -q
 
+# Every test that does not need SmolLM2: tiny random models with tokenizers of their own (<1 min).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not smollm2"
 
