@@ -66,6 +66,8 @@ class Axis:
     hint_templates: dict  # "test"/"dev" -> [template with {subject} and {hint}]
     metrics: dict  # bias/hint/mass/relative -> metric name
     source: str
+    slopes: bool = False  # records carry the subjects' stereotypical/definitional scores
+    version: float = 1.0  # the task folder's metadata version (bump when scores change)
 
     @property
     def labels(self) -> list[str]:
@@ -159,6 +161,34 @@ def _split_sizes(raw: dict, templates: dict, n_subjects: int, where: str) -> dic
     return sizes
 
 
+def _slopes(value, subjects, n_groups: int, where: str) -> bool:
+    """``slopes: {scores: professions}`` adds DAMA's stereotype slopes (lftf_tasks.slopes):
+    they need the professions' Bolukbasi scores and a signed gap, so two groups."""
+    if value is None:
+        return False
+    if value != {"scores": "professions"} or subjects != "professions":
+        raise AxisSpecError(
+            f"{where}: 'slopes' is {{scores: professions}} and needs 'subjects: professions' "
+            "(the stereotypical and definitional scores are the professions')"
+        )
+    if n_groups != 2:
+        raise AxisSpecError(f"{where}: 'slopes' regress a signed gap, so they need two groups")
+    return True
+
+
+def subject_scores(axis: Axis) -> dict[str, dict[str, float]]:
+    """subject -> {"stereotypical": x_s, "definitional": x_f} when the axis has slopes."""
+    if not axis.slopes:
+        return {}
+    return {
+        entry["word"].replace("_", " "): {
+            "stereotypical": entry["stereotypical"],
+            "definitional": entry["definitional"],
+        }
+        for entry in load_professions()["kept"]
+    }
+
+
 def parse_axis(raw, source: str = "<spec>") -> Axis:
     where = f"axis spec {source}"
     if not isinstance(raw, dict):
@@ -206,6 +236,7 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
             raise AxisSpecError(f"{where}: every hint template needs {{subject}} and {{hint}}")
     subjects = _subjects(raw.get("subjects"), where)
     metrics = {**DEFAULT_METRICS, **raw.get("metrics", {})}
+    slopes = _slopes(raw.get("slopes"), raw.get("subjects"), len(groups), where)
     return Axis(
         name=name,
         description=raw.get("description", ""),
@@ -220,6 +251,8 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
         hint_templates={s: list(hint_templates[s]) for s in HINT_SPLITS},
         metrics=metrics,
         source=source,
+        slopes=slopes,
+        version=float(raw.get("version", 1.0)),
     )
 
 
@@ -230,6 +263,7 @@ def _slug(subject: str) -> str:
 def build_bias(axis: Axis) -> list[dict]:
     """Every subject x template prompt with its split, split per scale by a seeded shuffle."""
     records = []
+    scores = subject_scores(axis)
     for scale, templates in axis.templates.items():
         scale_records = [
             {
@@ -238,6 +272,7 @@ def build_bias(axis: Axis) -> list[dict]:
                 "template_id": f"{scale}_{t}",
                 "scale": scale,
                 "prompt": template.format(subject=subject),
+                **scores.get(subject, {}),
             }
             for t, template in enumerate(templates, start=1)
             for subject in axis.subjects

@@ -146,7 +146,8 @@ into the paper's Table 1 counts:
 | all | {totals[0]} | {totals[1]} | {totals[2]} | {sum(totals)} |
 
 Fields: `id`, `profession`, `template_id`, `scale` (word/phrase/sentence), `prompt`,
-`split` (train/dev/test; the Hub config calls dev `validation`).
+`stereotypical` and `definitional` (the profession's Bolukbasi et al. scores, for DAMA's
+stereotype slopes), `split` (train/dev/test; the Hub config calls dev `validation`).
 
 ## GenHintEval
 

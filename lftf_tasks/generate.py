@@ -18,13 +18,26 @@ from pathlib import Path
 
 from lftf_tasks.axis import AxisSpecError, data_files, load_axis
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir
+from lftf_tasks.slopes import SLOPE_METRICS
 
 HEADER = "# Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.\n"
 
 
+SLOPE_AGGREGATIONS = {
+    metric: aggregation.__name__ for metric, (_, aggregation) in SLOPE_METRICS.items()
+}
+
+
 def _metric_block(names_and_direction: list[tuple[str, bool]]) -> str:
+    """Means, except the slopes: a least-squares fit over all of the task's prompts."""
     return "".join(
-        f"  - metric: {name}\n    aggregation: mean\n    higher_is_better: {str(up).lower()}\n"
+        f"  - metric: {name}\n"
+        + (
+            f"    aggregation: !function utils.{SLOPE_AGGREGATIONS[name]}\n"
+            if name in SLOPE_AGGREGATIONS
+            else "    aggregation: mean\n"
+        )
+        + f"    higher_is_better: {str(up).lower()}\n"
         for name, up in names_and_direction
     )
 
@@ -38,6 +51,8 @@ def _metrics(axis, hint: bool = False) -> list[tuple[str, bool]]:
     rows += [(m["mass"], True), (m["relative"], False)]
     rows += [(f"p_{g.label}", True) for g in axis.groups]
     rows += [(f"log_p_{g.label}", True) for g in axis.groups]
+    if axis.slopes and not hint:  # a_s near 0 is fair; lm-eval needs a direction
+        rows += [(name, False) for name in SLOPE_METRICS]
     return rows
 
 
@@ -52,6 +67,12 @@ def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, s
     for utils.py that give the spec and the data folder."""
     b, h = axis.bias_task, axis.hint_task
     head = HEADER.format(source=source)
+    slope_import, slope_functions = "", ""
+    if axis.slopes:  # the aggregations the yaml files name
+        slope_import = "from lftf_tasks import slopes\n"
+        slope_functions = "".join(
+            f"{name} = slopes.{name}\n" for name in sorted(set(SLOPE_AGGREGATIONS.values()))
+        )
     template = f"_{b}_template_yaml"
     files = {
         template: head
@@ -68,7 +89,7 @@ def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, s
         + "process_results: !function utils.process_bias_results\n"
         + "metric_list:\n"
         + _metric_block(_metrics(axis))
-        + "metadata:\n  version: 1.0\n  num_fewshot: 0\n"
+        + f"metadata:\n  version: {axis.version}\n  num_fewshot: 0\n"
     }
     for scale in axis.scales:
         for suffix, split in (("", None), ("_dev", "dev")):
@@ -83,15 +104,22 @@ def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, s
         for name, _ in _metrics(axis)
         if not name.startswith("log_p_")
     )
+    slopes_note = (
+        "# The slopes too: the size-weighted mean of the scales' fits (lm-eval groups average\n"
+        "# their tasks' values; they cannot refit on the pooled prompts).\n"
+        if axis.slopes
+        else ""
+    )
     for suffix in ("", "_dev"):
         files[f"_{b}{suffix}.yaml"] = (
             head
             + f"group: {b}{suffix}\ntask:\n"
             + "".join(f"  - {b}_{s}{suffix}\n" for s in axis.scales)
             + '# Size-weighted means over the scales: the paper\'s "Avg." column.\n'
+            + slopes_note
             + "aggregate_metric_list:\n"
             + aggregate
-            + "metadata:\n  version: 1.0\n"
+            + f"metadata:\n  version: {axis.version}\n"
         )
     files[f"{h}.yaml"] = (
         head
@@ -110,7 +138,7 @@ Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
 
 from pathlib import Path
 
-from lftf_tasks.axis import load_axis
+{slope_import}from lftf_tasks.axis import load_axis
 from lftf_tasks.hooks import TaskHooks
 
 _hooks = TaskHooks(load_axis({spec_ref}), {data_ref})
@@ -118,7 +146,7 @@ load_bias = _hooks.load_bias
 load_hint = _hooks.load_hint
 process_bias_results = _hooks.process_bias_results
 process_hint_results = _hooks.process_hint_results
-'''
+{slope_functions}'''
     if "Path" not in spec_ref + data_ref:
         files["utils.py"] = files["utils.py"].replace("from pathlib import Path\n\n", "")
     return files

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from lftf_tasks.axis import SPLITS, Axis, group_logprobs_from_words, hint_score, prompt_scores
+from lftf_tasks.slopes import slope_items
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -59,7 +60,11 @@ class TaskHooks:
         return prompt_scores(self.axis, group_logprobs_from_words(self.axis, word_logprobs))
 
     def process_bias_results(self, doc: dict, results: list) -> dict:
-        return self.scores(results)
+        scores = self.scores(results)
+        if self.axis.slopes:  # (signed gap, x_s, x_f) items for the stereotype slopes
+            p1, p2 = (scores[f"p_{g.label}"] for g in self.axis.groups)
+            scores.update(slope_items(p1, p2, doc["stereotypical"], doc["definitional"]))
+        return scores
 
     def process_hint_results(self, doc: dict, results: list) -> dict:
         scores = self.scores(results)

@@ -6,6 +6,7 @@ import functools
 import logging
 
 from lftf_tasks.axis import Axis
+from lftf_tasks.slopes import SLOPE_METRICS
 
 
 class _QuietCustomDatasetNote(logging.Filter):
@@ -67,7 +68,8 @@ def run_lm_eval(
 def bias_summary(results: dict, axis: Axis) -> dict:
     """From lm-eval's results: the bias metric per scale (``<bias>_<scale>``) and over all
     scales (``<bias>_avg``), the hint metric, the mass and the relative bias, with standard
-    errors (``<key>_stderr``); names from the axis (afgb_word, ..., ub for gender)."""
+    errors (``<key>_stderr``); names from the axis (afgb_word, ..., ub for gender); with
+    the axis's stereotype slopes (a_s, a_f, a_intercept, a_s_relative, a_f_relative)."""
     m = axis.metrics
     r = results["results"]
     out = {}
@@ -79,6 +81,8 @@ def bias_summary(results: dict, axis: Axis) -> dict:
     if axis.bias_task in r:
         for key in ("mass", "relative"):
             out[m[key]] = r[axis.bias_task][f"{m[key]},none"]
+        for metric in SLOPE_METRICS if axis.slopes else ():
+            out[metric] = r[axis.bias_task][f"{metric},none"]
     if axis.hint_task in r:
         out[m["hint"]] = r[axis.hint_task][f"{m['hint']},none"]
         out[f"{m['hint']}_stderr"] = r[axis.hint_task][f"{m['hint']}_stderr,none"]
@@ -99,3 +103,12 @@ def summary_columns(axis: Axis) -> list[tuple[str, str]]:
         (m["mass"], mass if len(mass) < 30 else m["mass"]),
         (m["relative"], f"{relative} ↓"),
     ]
+
+
+SLOPE_COLUMNS = [
+    ("a_s", "a_s (stereotype) →0"),
+    ("a_f", "a_f (factual)"),
+    ("a_intercept", "intercept"),
+    ("a_s_relative", "a_s relative →0"),
+    ("a_f_relative", "a_f relative"),
+]

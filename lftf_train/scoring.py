@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch
 
 from lftf_tasks.axis import Axis, load_axis
+from lftf_tasks.slopes import SLOPE_METRICS, slope_items
 
 
 class TargetTokenError(ValueError):
@@ -123,6 +124,22 @@ def bias_scores(logp: torch.Tensor, axis: Axis) -> dict[str, float]:
     out[m["mass"]] = mass.mean().item()
     out[m["relative"]] = relative.mean().item()
     return out
+
+
+def slope_scores(logp: torch.Tensor, records: list[dict], axis: Axis) -> dict[str, float]:
+    """DAMA's stereotype slopes of the prompts (``records`` in the same order, with their
+    subjects' scores), as lm-eval's aggregations compute them: {} for an axis without."""
+    if not axis.slopes:
+        return {}
+    p = logp.double().exp().tolist()
+    items = [
+        slope_items(p1, p2, r["stereotypical"], r["definitional"])
+        for (p1, p2), r in zip(p, records)
+    ]
+    return {
+        metric: aggregate([item[metric] for item in items])
+        for metric, (_, aggregate) in SLOPE_METRICS.items()
+    }
 
 
 def hinted_groups(axis: Axis, records: list[dict]) -> list[int]:

@@ -6,9 +6,9 @@ both pronouns up together until neither dominates. For an axis of k groups the l
 -sum_g log P(g|p), minimal when every group has probability 1/k.
 
 Only the chosen blocks train; by default every step starts from the cached hidden state
-that enters the first of them (``FromPrefixCache``, see prefix.py). ``naive=True`` runs a
-full forward per step instead (``FullForward``): the same losses, for checking and
-benchmarking. After every epoch the model is scored on the axis's dev splits; with
+that enters the first of them (``logits.FromPrefixCache``, see prefix.py). ``naive=True``
+runs a full forward per step instead (``logits.FullForward``): the same losses, for
+checking and benchmarking. After every epoch the model is scored on the axis's dev splits; with
 select='best_dev' a ``BestEpochTracker`` keeps the best epoch and stops early.
 """
 
@@ -27,15 +27,9 @@ from tqdm.auto import tqdm
 from lftf_tasks.axis import Axis
 from lftf_train import data
 from lftf_train.config import LFTFConfig
-from lftf_train.prefix import PrefixCache, last_logits_from_block, verify_prefix_cache
-from lftf_train.scoring import (
-    axis_scores,
-    contiguous_head_input,
-    encode,
-    group_logprobs,
-    hinted_groups,
-    target_token_ids,
-)
+from lftf_train.logits import FromPrefixCache, FullForward, evaluate_dev
+from lftf_train.prefix import PrefixCache, verify_prefix_cache
+from lftf_train.scoring import contiguous_head_input, group_logprobs, target_token_ids
 
 
 def lftf_loss(logp: torch.Tensor, columns: list[int]) -> torch.Tensor:
@@ -94,54 +88,6 @@ class BestEpochTracker:
         for name, param in self.model.named_parameters():
             if name in self.state:
                 param.copy_(self.state[name])
-
-
-class FullForward:
-    """Next-token logits of chosen prompts from a full forward pass (naive=True)."""
-
-    def __init__(self, tokenizer, prompts: dict[str, list[str]], device):
-        self.tokenizer, self.prompts, self.device = tokenizer, prompts, device
-
-    def size(self, split: str) -> int:
-        return len(self.prompts[split])
-
-    def logits(self, net, split: str, indices: list[int]) -> torch.Tensor:
-        batch = encode(self.tokenizer, [self.prompts[split][i] for i in indices], self.device)
-        return net(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
-
-
-class FromPrefixCache:
-    """Next-token logits of chosen prompts computed from the cached states entering the
-    first trained block (the default). ``model`` is the module whose block list is cut; the
-    ``net`` called may wrap it (DDP)."""
-
-    def __init__(self, cache: PrefixCache, model):
-        self.cache, self.model = cache, model
-
-    def size(self, split: str) -> int:
-        return len(self.cache.states[split])
-
-    def logits(self, net, split: str, indices: list[int]) -> torch.Tensor:
-        states = [self.cache.states[split][i] for i in indices]
-        return last_logits_from_block(net, self.model, states, self.cache.block)
-
-
-@torch.no_grad()
-def score_split(model, source, split: str, group_ids, batch_size: int) -> torch.Tensor:
-    """log P(group) for every prompt of a split, in order: (n, groups)."""
-    out = []
-    for start in range(0, source.size(split), batch_size):
-        indices = list(range(start, min(start + batch_size, source.size(split))))
-        out.append(group_logprobs(source.logits(model, split, indices), group_ids))
-    return torch.cat(out).cpu()
-
-
-def evaluate_dev(model, source, axis: Axis, group_ids, batch_size: int) -> dict[str, float]:
-    """The axis's metrics on its bias dev split and (the hint metric) its hint dev split."""
-    hinted = hinted_groups(axis, data.hint_records("dev", axis))
-    bias = score_split(model, source, "dev", group_ids, batch_size)
-    hint = score_split(model, source, "hint", group_ids, batch_size)
-    return axis_scores(bias, hint, hinted, axis)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:

@@ -11,8 +11,10 @@ ROOT = Path(__file__).parents[1]
 # -> scoring/config/blocks/... -> lftf_tasks.
 LAYERS = [
     {"config", "blocks", "data", "scoring", "tables", "plots", "models"},
+    {"editors.config"},
     {"prefix", "locate", "adapters", "export", "capability", "evaluate"},
-    {"train"},
+    {"logits", "editors.common"},
+    {"train", "editors.dama"},
     {"pipeline"},
     {"report"},
     {"cli"},
@@ -41,15 +43,30 @@ def test_the_task_plugin_imports_nothing_from_the_trainer():
         assert not trainer, f"{path.relative_to(ROOT)} imports {trainer}"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "lftf_train").glob("*.py")), ids=lambda p: p.name)
+def _key(path: Path) -> str:
+    """lftf_train/editors/dama.py -> "editors.dama"."""
+    return ".".join(path.relative_to(ROOT / "lftf_train").with_suffix("").parts)
+
+
+def _layer_of(module: str) -> int | None:
+    """The layer of an imported lftf_train module (longest known prefix), or None."""
+    parts = module.split(".")[1:]
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LAYER:
+            return LAYER[".".join(parts[:n])]
+    return None
+
+
+TRAINER_FILES = [p for p in sorted((ROOT / "lftf_train").rglob("*.py")) if p.stem != "__init__"]
+
+
+@pytest.mark.parametrize("path", TRAINER_FILES, ids=_key)
 def test_trainer_modules_import_only_from_lower_layers(path):
-    if path.stem == "__init__":
-        return
-    assert path.stem in LAYER, f"{path.name} needs a place in LAYERS"
+    assert _key(path) in LAYER, f"{_key(path)} needs a place in LAYERS"
     for module in imports(path):
-        parts = module.split(".")
-        if parts[0] == "lftf_train" and len(parts) > 1 and parts[1] in LAYER:
-            assert LAYER[parts[1]] < LAYER[path.stem], f"{path.name} imports {module}"
+        layer = _layer_of(module) if module.startswith("lftf_train.") else None
+        if layer is not None:
+            assert layer < LAYER[_key(path)], f"{_key(path)} imports {module}"
 
 
 def test_fine_tuning_functions_fit_on_a_screen():

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from lftf_tasks import DATA_DIR, build
+from lftf_tasks.axis import load_professions
 
 SHARED_REFERENCE = Path(__file__).parents[3] / "shared" / "reference"
 
@@ -117,7 +118,15 @@ def test_hint_dev_and_test_share_no_template():
 
 
 def test_records_carry_the_documented_fields(bias, hint):
-    assert set(bias[0]) == {"id", "profession", "template_id", "scale", "prompt", "split"}
+    fields = {"id", "profession", "template_id", "scale", "prompt", "split"}
+    assert set(bias[0]) == fields | {"stereotypical", "definitional"}
+    kept = {e["word"].replace("_", " "): e for e in load_professions()["kept"]}
+    for r in bias:  # the Bolukbasi scores of the record's own profession
+        entry = kept[r["profession"]]
+        assert (r["stereotypical"], r["definitional"]) == (
+            entry["stereotypical"],
+            entry["definitional"],
+        )
     assert set(hint[0]) == {
         "id",
         "profession",

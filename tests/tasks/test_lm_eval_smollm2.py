@@ -78,3 +78,25 @@ def test_ub_and_afgb_aggregate_the_per_prompt_scores(lm_eval_run):
     # SmolLM2 follows an explicit hint far more than it leans on a profession.
     assert results["results"]["genhinteval"]["ub,none"] > 0.2
     assert results["results"]["genbiaseval"]["afgb,none"] > 0.05
+
+
+def test_stereotype_slopes_are_the_fits_of_the_logged_samples(lm_eval_run):
+    import numpy as np
+
+    results, samples = lm_eval_run
+    scales = ["genbiaseval_word", "genbiaseval_phrase", "genbiaseval_sentence"]
+    sizes = [results["n-samples"][t]["effective"] for t in scales]
+    for metric, column in (("a_s", 1), ("a_f", 2), ("a_intercept", 0)):
+        per_scale = []
+        for task in scales:
+            rows = samples[task]
+            x = np.array([[1, s["doc"]["stereotypical"], s["doc"]["definitional"]] for s in rows])
+            y = np.array([s["p_he"] - s["p_she"] for s in rows])
+            fit = np.linalg.lstsq(x, y, rcond=None)[0][column]
+            assert results["results"][task][f"{metric},none"] == pytest.approx(fit, rel=1e-6)
+            per_scale.append(fit)
+        weighted = sum(v * n for v, n in zip(per_scale, sizes)) / sum(sizes)
+        group = results["results"]["genbiaseval"][f"{metric},none"]
+        assert group == pytest.approx(weighted, rel=1e-6)
+    # SmolLM2 follows the stereotypes: a clearly positive stereotype slope
+    assert results["results"]["genbiaseval"]["a_s,none"] > 0.05

@@ -52,7 +52,8 @@ def test_relative_gap_is_defined_when_no_mass_on_pronouns():
 
 def test_bias_results_read_lm_eval_loglikelihood_pairs_in_choice_order():
     results = [(math.log(0.5), True), (math.log(0.125), False)]  # choices ["he", "she"]
-    scores = utils.process_bias_results({"prompt": "x"}, results)
+    doc = {"prompt": "x", "stereotypical": 0.5, "definitional": -0.1}
+    scores = utils.process_bias_results(doc, results)
     assert scores["p_he"] == pytest.approx(0.5) and scores["p_she"] == pytest.approx(0.125)
     assert "ub" not in scores
 

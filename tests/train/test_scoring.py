@@ -7,7 +7,8 @@ import torch
 from lftf_tasks.axis import BUILTIN_AXES, load_axis
 from lftf_tasks.hooks import TaskHooks
 from lftf_tasks.paths import DATA_DIR
-from lftf_train.scoring import bias_scores, group_logprobs, hint_scores, prompt_bias
+from lftf_tasks.slopes import SLOPE_METRICS
+from lftf_train.scoring import bias_scores, group_logprobs, hint_scores, prompt_bias, slope_scores
 
 from ..tasks.task_utils import THREE_GROUPS, load_task_utils
 
@@ -50,20 +51,28 @@ def test_trainer_scores_are_the_means_of_lm_evals_per_doc_scores(axis, seed):
 
     # lm-eval: one loglikelihood per choice word, in doc_to_choice order
     word_logp = logits.float().log_softmax(-1)[:, word_ids]
+    scores = torch.rand(60, 2, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    records = [{"stereotypical": s, "definitional": f} for s, f in scores.tolist()]
     docs, hint_docs = [], []
-    for row, h in zip(word_logp.tolist(), hinted.tolist()):
+    for row, h, record in zip(word_logp.tolist(), hinted.tolist(), records):
         results = [(ll, False) for ll in row]
-        docs.append(hooks.process_bias_results({"prompt": "p"}, results))
+        docs.append(hooks.process_bias_results({"prompt": "p", **record}, results))
         hint_doc = {"prompt": "p", axis.hint_field: axis.groups[h].name}
         hint_docs.append(hooks.process_hint_results(hint_doc, results))
 
     # the trainer: batched, from the same logits
     logp = group_logprobs(logits, group_ids)
     batched = bias_scores(logp, axis)
-    assert set(batched) == set(docs[0])
+    assert set(batched) == set(docs[0]) - set(SLOPE_METRICS)  # the means
     for key, value in batched.items():
         per_doc = sum(d[key] for d in docs) / len(docs)
         assert value == pytest.approx(per_doc, rel=1e-6, abs=1e-9), key
+    slopes = slope_scores(logp, records, axis)  # the least-squares aggregations
+    assert set(slopes) == (set(SLOPE_METRICS) if axis.slopes else set())
+    for metric, (_, aggregate) in SLOPE_METRICS.items():
+        if axis.slopes:
+            lm_eval_value = aggregate([d[metric] for d in docs])
+            assert slopes[metric] == pytest.approx(lm_eval_value, rel=1e-5, abs=1e-9), metric
     hint = axis.metrics["hint"]
     per_doc = sum(d[hint] for d in hint_docs) / len(hint_docs)
     assert hint_scores(logp, hinted.tolist(), axis)[hint] == pytest.approx(per_doc, rel=1e-6)

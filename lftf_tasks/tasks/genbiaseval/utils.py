@@ -5,6 +5,7 @@ Generated from lftf_tasks/axes/gender.yaml by lftf_tasks.generate; do not edit, 
 
 from pathlib import Path
 
+from lftf_tasks import slopes
 from lftf_tasks.axis import load_axis
 from lftf_tasks.hooks import TaskHooks
 
@@ -13,3 +14,6 @@ load_bias = _hooks.load_bias
 load_hint = _hooks.load_hint
 process_bias_results = _hooks.process_bias_results
 process_hint_results = _hooks.process_hint_results
+factual_slope = slopes.factual_slope
+slope_intercept = slopes.slope_intercept
+stereotype_slope = slopes.stereotype_slope
