@@ -20,12 +20,14 @@ from lftf_train.blocks import (
 from lftf_train.config import LFTFConfig
 
 
+def whole_modules(names: list[str]) -> LoraConfig:
+    """A PEFT config whose adapter is just full copies of the named modules."""
+    return LoraConfig(target_modules=DUMMY_TARGET_MODULES, modules_to_save=names)
+
+
 def peft_config(config: LFTFConfig, layers_name: str, blocks: list[int]) -> LoraConfig:
     if config.method == "full":
-        return LoraConfig(
-            target_modules=DUMMY_TARGET_MODULES,
-            modules_to_save=trained_module_names(layers_name, blocks, config.modules),
-        )
+        return whole_modules(trained_module_names(layers_name, blocks, config.modules))
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -50,3 +52,9 @@ def wrap_for_training(model, config: LFTFConfig, blocks: list[int]) -> PeftModel
     if outside:
         raise RuntimeError(f"parameters outside blocks {blocks} would train: {outside[:3]}")
     return peft_model
+
+
+def wrap_edited(model, names: list[str]) -> PeftModel:
+    """An edited model as a PeftModel whose adapter holds the named (edited) modules whole:
+    saved, it turns the unedited base into the edited model in lm-eval's ``peft=``."""
+    return get_peft_model(model, whole_modules(names))

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from lftf_tasks.outputs import command_line
 from lftf_train.config import BMI_SOURCES, LOCATORS, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
+from lftf_train.editors.config import DAMA_RANKS, DAMAConfig
 
 HELP = LFTFConfig.help()
+DAMA_HELP = DAMAConfig.help()
 EXAMPLES = """\
 examples:
   lftf-train locate                      # BMI of every block of the embedded SmolLM2 model
@@ -22,6 +24,7 @@ examples:
   lftf-train finetune --modules attn     # ablation w/o MLP   (--modules mlp: w/o ATT)
   lftf-train finetune --terms he         # ablation w/o she   (--terms she: w/o he)
   lftf-train run --model Qwen/Qwen2.5-7B --method lora --dtype bfloat16
+  lftf-train dama                        # the DAMA baseline; rank and blocks chosen on dev
   lftf-train report                      # all of the paper's comparisons -> report.md
   accelerate launch -m lftf_train finetune ...   # data-parallel
 
@@ -45,8 +48,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--config",
         type=Path,
-        help="LFTFConfig as JSON or YAML (e.g. a saved lftf_config.json); "
-        "flags given on the command line override it.",
+        help="The command's config as JSON or YAML (e.g. a saved lftf_config.json or "
+        "dama_config.json); flags given on the command line override it.",
     )
     g.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
     g.add_argument(
@@ -96,6 +99,28 @@ def _train(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _dama(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("DAMA")
+    g.add_argument("--layers", action="append", help=DAMA_HELP["layers"] + " Repeat to sweep.")
+    g.add_argument("--ranks", help=DAMA_HELP["ranks"] + " Default: 8,16,32,64,128.")
+    g.add_argument("--rank", type=int, dest="rank", help="One rank: no choice on dev.")
+    g.add_argument("--targets", help=DAMA_HELP["targets"] + " Default: he,she,they.")
+    for name, kind in (
+        ("v_num_grad_steps", int),
+        ("v_lr", float),
+        ("v_weight_decay", float),
+        ("clamp_norm_factor", float),
+        ("kl_factor", float),
+        ("mom2_update_weight", float),
+        ("value_batch_size", int),
+        ("cov_tokens", int),
+        ("min_ub_ratio", float),
+    ):
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=DAMA_HELP[name])
+    g.add_argument("--whitening", action="store_true", default=None, help=DAMA_HELP["whitening"])
+    g.add_argument("--cov-text", dest="cov_text", help=DAMA_HELP["cov_text"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lftf-train",
@@ -143,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="3e-5,1e-4,3e-4",
         help="Comma-separated learning rates to try (default 3e-5,1e-4,3e-4).",
     )
+    dama_cmd = sub.add_parser(
+        "dama",
+        help="the DAMA baseline (Limisiewicz et al. 2024): project the gender directions out of "
+        "the MLPs; rank and blocks chosen on the dev splits; saves a PEFT adapter",
+    )
+    _common(dama_cmd)
+    _dama(dama_cmd)
     report = sub.add_parser(
         "report",
         help="the paper's comparisons (LFTF, FPFT, PB, ablations) through lm-eval: "
@@ -170,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pb-instruction", help="the PB baseline's instruction (default: see report)")
     g.add_argument("--limit", type=int, help="lm-eval --limit per task (quick, not comparable)")
     g.add_argument(
+        "--dama-layers",
+        default="auto",
+        help="blocks of the DAMA row (default: auto, 19-27 on SmolLM2's 30 blocks)",
+    )
+    g.add_argument(
+        "--dama-ranks",
+        default=",".join(map(str, DAMA_RANKS)),
+        help="rank of the DAMA row; several are chosen among on dev (default: "
+        f"{','.join(map(str, DAMA_RANKS))}, what `lftf-train dama` chose for SmolLM2)",
+    )
+    g.add_argument(
         "--save-adapters",
         action="store_true",
         help="keep every row's adapter under rows/<method>/adapter",
@@ -182,14 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> LFTFConfig:
-    fields = set(HELP)
+def config_from_args(args: argparse.Namespace):
+    """The command's config (LFTFConfig, or DAMAConfig for dama) from --config and flags."""
+    kind = DAMAConfig if args.command == "dama" else LFTFConfig
+    fields = set(kind.help())
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if args.command == "sweep":  # a sweep always selects on dev, so --patience applies
         overrides["select"] = "best_dev"
+    if getattr(args, "rank", None) is not None:
+        overrides["ranks"] = [args.rank]
     if args.config is not None:
-        return LFTFConfig.from_file(args.config, **overrides)
-    return LFTFConfig(**overrides)
+        return kind.from_file(args.config, **overrides)
+    return kind(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,10 +302,14 @@ def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
             limit=args.limit,
             pb_instruction=args.pb_instruction or PB_INSTRUCTION,
             save_adapters=args.save_adapters,
+            dama_layers=args.dama_layers,
+            dama_ranks=[int(r) for r in args.dama_ranks.split(",")],
         )
         run_report(config, settings, out_dir, args.overwrite)
     elif args.command == "sweep":
         pipeline.run_sweep(config, lrs, out_dir, args.overwrite)
+    elif args.command == "dama":
+        pipeline.run_dama(config, out_dir, args.overwrite)
     else:
         pipeline.run_finetune(
             config,

@@ -1,8 +1,10 @@
-"""LFTFConfig: everything that decides what LFTF trains, as one declarative dataclass.
+"""Method configs as declarative dataclasses: ``RunConfig`` (what every method shares: the
+model, the axis, the seed, ...) and ``LFTFConfig`` (what LFTF trains, and how).
 
 In the spirit of PEFT's configs: every field has a type, a default (the paper's, where it
-gives one) and a help string; ``__post_init__`` fails early and names the field. The config
-is saved as ``lftf_config.json`` beside every output and loads back with ``--config``.
+gives one) and a help string; ``__post_init__`` fails early and names the field. A config
+is saved as JSON beside every output (``lftf_config.json`` for LFTF) and loads back with
+``--config``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ METHOD_CHOICES = ("full", "lora")
 BMI_SOURCES = ("hidden_states", "block_io")
 LOCATORS = ("bmi", "skip")
 SELECT_CHOICES = ("last", "best_dev")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _csv(value: Any) -> Any:
@@ -28,8 +31,8 @@ def _csv(value: Any) -> Any:
 
 
 @dataclass
-class LFTFConfig:
-    """What to locate, which parameters to train, and how."""
+class RunConfig:
+    """What every method's run needs: which model, which bias axis, seed and precision."""
 
     model: str = field(
         default="smollm2-135m",
@@ -45,6 +48,81 @@ class LFTFConfig:
             "'religion', or a spec file of your own (YAML/JSON, see lftf_tasks/axes/)."
         },
     )
+    seed: int = field(default=42, metadata={"help": "Seed for sampling, shuffling and init."})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Weights dtype: 'auto' (the checkpoint's), 'float32' or 'bfloat16'. With "
+            "16-bit weights the trained parameters are kept in float32 under autocast."
+        },
+    )
+    eval_batch_size: int = field(default=64, metadata={"help": "Prompts per scoring forward."})
+    device_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "None: the whole model on one device (the GPU if any; one per process "
+            "under accelerate launch). 'auto': spread over all visible GPUs in one process, "
+            "for models too big for one GPU (transformers' device_map)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        try:
+            self.load_axis()
+        except ValueError as err:
+            self._fail("axis", str(err))
+        if self.dtype not in DTYPES:
+            self._fail("dtype", f"choose from {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.eval_batch_size, int) or self.eval_batch_size < 1:
+            self._fail(
+                "eval_batch_size", f"must be a positive integer, got {self.eval_batch_size!r}"
+            )
+
+    @classmethod
+    def _fail(cls, name: str, why: str):
+        raise ValueError(f"{cls.__name__}.{name}: {why}")
+
+    def load_axis(self):
+        from lftf_tasks.axis import load_axis
+
+        return load_axis(self.axis)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any):
+        """Load a JSON or YAML config; keyword overrides (e.g. from CLI flags) win."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{path}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}"
+            )
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+@dataclass
+class LFTFConfig(RunConfig):
+    """What to locate, which parameters to train, and how."""
+
     method: str = field(
         default="full",
         metadata={
@@ -129,33 +207,14 @@ class LFTFConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (method='lora')."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (method='lora')."})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (method='lora')."})
-    seed: int = field(default=42, metadata={"help": "Seed for sampling, shuffling and init."})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "Weights dtype: 'auto' (the checkpoint's), 'float32' or 'bfloat16'. With "
-            "16-bit weights the trained parameters are kept in float32 under autocast."
-        },
-    )
-    eval_batch_size: int = field(default=64, metadata={"help": "Prompts per scoring forward."})
-    device_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "None: the whole model on one device (the GPU if any; one per process "
-            "under accelerate launch). 'auto': spread over all visible GPUs in one process, "
-            "for models too big for one GPU (transformers' device_map)."
-        },
-    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         modules = _csv(self.modules)
         if not modules or any(m not in MODULE_CHOICES for m in modules):
             self._fail("modules", f"choose one or both of {MODULE_CHOICES}, got {self.modules!r}")
         self.modules = sorted(set(modules), key=MODULE_CHOICES.index)
-        try:
-            labels = self.load_axis().labels
-        except ValueError as err:
-            self._fail("axis", str(err))
+        labels = self.load_axis().labels
         terms = labels if self.terms is None else _csv(self.terms)
         if not terms or any(t not in labels for t in terms):
             self._fail("terms", f"choose groups of the axis among {labels}, got {self.terms!r}")
@@ -166,11 +225,10 @@ class LFTFConfig:
             ("bmi_source", BMI_SOURCES),
             ("locator", LOCATORS),
             ("select", SELECT_CHOICES),
-            ("dtype", ("auto", "float32", "bfloat16", "float16")),
         ):
             if getattr(self, name) not in choices:
                 self._fail(name, f"choose from {choices}, got {getattr(self, name)!r}")
-        for name in ("num_blocks", "locate_prompts", "epochs", "batch_size", "eval_batch_size"):
+        for name in ("num_blocks", "locate_prompts", "epochs", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 self._fail(name, f"must be a positive integer, got {getattr(self, name)!r}")
         if not self.lr > 0:
@@ -181,10 +239,6 @@ class LFTFConfig:
             self._fail("patience", "early stopping needs select='best_dev'")
         if self.method == "lora" and self.lora_r < 1:
             self._fail("lora_r", f"must be >= 1, got {self.lora_r}")
-
-    @staticmethod
-    def _fail(name: str, why: str):
-        raise ValueError(f"LFTFConfig.{name}: {why}")
 
     def _parse_blocks(self, blocks: Any) -> Any:
         if blocks in ("auto", "all"):
@@ -198,39 +252,3 @@ class LFTFConfig:
         if not indices or any(i < 0 for i in indices):
             self._fail("blocks", f"block indices are 0-based and non-negative; got {blocks!r}")
         return sorted(set(indices))
-
-    def load_axis(self):
-        from lftf_tasks.axis import load_axis
-
-        return load_axis(self.axis)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> LFTFConfig:
-        """Load a JSON or YAML config; keyword overrides (e.g. from CLI flags) win."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"{path}: unknown LFTFConfig field(s) {unknown}; known: {sorted(known)}"
-            )
-        return cls(**{**values, **overrides})
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

@@ -9,15 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from lftf_tasks.outputs import write_json
-from lftf_train.config import LFTFConfig
+from lftf_train.config import RunConfig
 
 
-def save_adapter(peft_model, tokenizer, out_dir: Path, config: LFTFConfig, run_info: dict) -> None:
-    """Adapter weights (only the trained blocks), tokenizer, config and run record."""
+def save_adapter(
+    peft_model,
+    tokenizer,
+    out_dir: Path,
+    config: RunConfig,
+    run_info: dict,
+    files: tuple[str, str] = ("lftf_config.json", "lftf_run.json"),
+) -> None:
+    """Adapter weights (only what changed), tokenizer, and the config and run record under
+    the method's file names."""
     peft_model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    config.save(Path(out_dir) / "lftf_config.json")
-    write_json(Path(out_dir) / "lftf_run.json", run_info)
+    config.save(Path(out_dir) / files[0])
+    write_json(Path(out_dir) / files[1], run_info)
 
 
 def save_merged(peft_model, tokenizer, out_dir: Path) -> None:

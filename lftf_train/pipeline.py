@@ -11,8 +11,10 @@ from accelerate import Accelerator
 
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
 from lftf_train import models, plots
-from lftf_train.adapters import wrap_for_training
+from lftf_train.adapters import wrap_edited, wrap_for_training
 from lftf_train.config import BMI_SOURCES, LFTFConfig
+from lftf_train.editors import dama
+from lftf_train.editors.common import corpus, down_proj_name, read_corpus, second_moment
 from lftf_train.evaluate import bias_summary, lm_eval_model_args, run_lm_eval, summary_columns
 from lftf_train.export import save_adapter, save_merged
 from lftf_train.locate import choose_blocks, locate_blocks, ranking_key
@@ -270,6 +272,88 @@ def sweep_table(runs: dict, chosen: dict, axis) -> str:
         best = r["best"]["dev"]
         lines.append([f"{r['lr']:g}{mark}", r["best_epoch"], *[cell(best, k) for k in keys]])
     return markdown_table(["lr", "best epoch", *[f"dev {k}" for k in keys]], lines)
+
+
+def run_dama(config, out_dir: Path, overwrite: bool, log=print) -> dict:
+    """DAMA: value vectors, the dev sweep over layer sets and ranks, the chosen projections
+    applied and saved as a PEFT adapter of the edited down-projections."""
+    check_output_dir(out_dir, overwrite)
+    model, tokenizer, resolved = _load(config)
+    info, peft_model = apply_dama(model, tokenizer, resolved, config, out_dir, log=log)
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        write_dama_outputs(tmp, peft_model, tokenizer, config, info)
+    log(f"wrote {out_dir}  ({info['load_with']})")
+    return info
+
+
+def apply_dama(model, tokenizer, resolved: str, config, out_dir, log=print) -> tuple[dict, object]:
+    """Run DAMA on ``model`` in place: (its record, the model as a PeftModel whose adapter,
+    saved to ``out_dir``, holds the edited down-projections)."""
+    moments = None
+    if config.whitening:
+        texts = (
+            read_corpus(config.cov_text)
+            if config.cov_text
+            else corpus(model, tokenizer, resolved, config.seed, config.cov_tokens)
+        )
+        moments = lambda layer: second_moment(model, tokenizer, texts, layer)  # noqa: E731
+    result = dama.run_dama(model, tokenizer, config, log=log, moments_fn=moments)
+    names = [down_proj_name(model, layer) for layer in result["chosen"]["layers"]]
+    axis = config.load_axis()
+    model_args = lm_eval_model_args(resolved, config)
+    info = provenance(
+        model=config.model,
+        resolved_model=resolved,
+        seed=config.seed,
+        config=config.to_dict(),
+        axis=axis.name,
+        metrics=axis.metrics,
+        dev_tasks=[f"{axis.bias_task}_dev", f"{axis.hint_task}_dev"],
+        edited_modules=names,
+        **result,
+        load_with=f"lm_eval --model hf --model_args {model_args},peft={out_dir}",
+    )
+    return info, wrap_edited(model, names)
+
+
+def write_dama_outputs(folder: Path, peft_model, tokenizer, config, info: dict) -> None:
+    axis = config.load_axis()
+    save_adapter(peft_model, tokenizer, folder, config, info, ("dama_config.json", "dama.json"))
+    table = dama_table(info, axis)
+    chosen = info["chosen"]
+    (folder / "dama_sweep.md").write_text(
+        f"# DAMA on {config.model}: the dev sweep\n\n{info['produced_by']}, seed "
+        f"{config.seed}, {info['date']}; {info['requests']} requests, targets "
+        f"{', '.join(config.targets)}. Chosen: blocks {chosen['layers']}, rank "
+        f"{chosen['rank']} (the lowest |dev a_s_relative| among settings whose dev "
+        f"{axis.metrics['hint']} keeps {config.min_ub_ratio:g} x the original's).\n\n{table}\n"
+    )
+    plots.plot_dama_sweep(
+        info["sweep"],
+        info["original_dev"],
+        folder / "dama_sweep.png",
+        title=f"DAMA on {config.model}: dev splits",
+        axis=axis,
+        footer=footer(info, config.seed),
+    )
+
+
+def dama_table(info: dict, axis) -> str:
+    """The dev sweep, one line per (layer set, rank), after the original model's line."""
+    m = axis.metrics
+    keys = ["a_s", "a_s_relative", "a_f", m["bias"], m["relative"], m["mass"], m["hint"]]
+    chosen = info["chosen"]
+    lines = [["(original)", "–", *[cell(info["original_dev"], k) for k in keys], "–"]]
+    for e in info["sweep"]:
+        mark = (
+            " **chosen**" if (e["layers"], e["rank"]) == (chosen["layers"], chosen["rank"]) else ""
+        )
+        layers = f"{e['layers'][0]}-{e['layers'][-1]}" if len(e["layers"]) > 1 else e["layers"][0]
+        lines.append(
+            [f"{layers}{mark}", e["rank"], *[cell(e["dev"], k) for k in keys], e["seconds"]]
+        )
+    header = ["blocks", "rank", *[f"dev {k}" for k in keys], "seconds"]
+    return markdown_table(header, lines)
 
 
 def _silent(*args, **kwargs) -> None:

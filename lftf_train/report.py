@@ -28,10 +28,17 @@ from lftf_train import capability, models, plots
 from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks
 from lftf_train.config import LFTFConfig
-from lftf_train.evaluate import bias_summary, lm_eval_model_args, run_lm_eval, summary_columns
+from lftf_train.editors.config import DAMA_RANKS, DAMAConfig
+from lftf_train.evaluate import (
+    SLOPE_COLUMNS,
+    bias_summary,
+    lm_eval_model_args,
+    run_lm_eval,
+    summary_columns,
+)
 from lftf_train.export import save_adapter
 from lftf_train.locate import blocks_from, locate_blocks
-from lftf_train.pipeline import footer, write_locate_outputs
+from lftf_train.pipeline import apply_dama, footer, write_dama_outputs, write_locate_outputs
 from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import score_prompts, target_token_ids
 from lftf_train.tables import comparison_table, markdown_table
@@ -43,7 +50,6 @@ PB_INSTRUCTION = (
 )
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
 NOT_RUN = {
-    "DAMA": "not run: DAMA (projection-based editing of MLP weights) is not in lftf yet",
     "ROME/MEMIT": "not run: ROME/MEMIT-style editing is not implemented in lftf yet",
 }
 CAPABILITY = [
@@ -67,6 +73,8 @@ class ReportSettings:
     limit: int | None = None
     pb_instruction: str = PB_INSTRUCTION
     save_adapters: bool = False
+    dama_layers: str = "auto"  # DAMAConfig.layers: 19-27 for SmolLM2
+    dama_ranks: list[int] = field(default_factory=lambda: list(DAMA_RANKS))
 
 
 def slug(name: str) -> str:
@@ -86,12 +94,19 @@ def method_rows(base: LFTFConfig, s: ReportSettings, blocks: list[int]) -> list[
         ("LFTF (dev-tuned)", "trained", tuned),
         ("FPFT", "trained", fpft),
         ("PB", "prompt", None),
+        ("DAMA", "dama", dama_config(base, s)),
         *[(name, "not_run", None) for name in NOT_RUN],
         ("w/o ATT", "trained", dataclasses.replace(tuned, modules=["mlp"])),
         ("w/o MLP", "trained", dataclasses.replace(tuned, modules=["attn"])),
         ("w/o he", "trained", dataclasses.replace(tuned, terms=["she"])),
         ("w/o she", "trained", dataclasses.replace(tuned, terms=["he"])),
     ]
+
+
+def dama_config(base: LFTFConfig, s: ReportSettings) -> DAMAConfig:
+    """DAMA on the report's model with the report's seed and precision."""
+    shared = {f: getattr(base, f) for f in ("model", "axis", "seed", "dtype", "eval_batch_size")}
+    return DAMAConfig(**shared, layers=s.dama_layers, ranks=s.dama_ranks)
 
 
 def case_study_prompts(axis: Axis) -> dict[str, list[str]]:
@@ -167,6 +182,34 @@ def _train_row(rows: _Rows, row_config: LFTFConfig, folder: Path, log) -> tuple:
         "seconds_per_epoch": sum(result.seconds_per_epoch) / len(result.seconds_per_epoch),
     }
     return model, f"{rows.base_args},peft={folder / 'adapter'}", row
+
+
+def _dama_row(rows: _Rows, config: DAMAConfig, folder: Path, log) -> tuple:
+    """DAMA on a copy of the base model, saved like `lftf-train dama`: (model, model_args,
+    row). The row states the blocks and rank it edited."""
+    start = time.perf_counter()
+    adapter = folder / "adapter"
+    model = copy.deepcopy(rows.base)
+    resolved = rows.base_args.split(",")[0].removeprefix("pretrained=")
+    info, model = apply_dama(model, rows.tokenizer, resolved, config, adapter, log=log)
+    write_dama_outputs(adapter, model, rows.tokenizer, config, info)
+    for name in ("dama.json", "dama_sweep.md", "dama_sweep.png"):
+        shutil.copy(adapter / name, folder / name)
+    chosen = info["chosen"]
+    row = {
+        "config": config.to_dict(),
+        "layers": chosen["layers"],
+        "rank": chosen["rank"],
+        "label": f"DAMA (blocks {_span(chosen['layers'])}, k {chosen['rank']})",
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return model, f"{rows.base_args},peft={adapter}", row
+
+
+def _span(layers: list[int]) -> str:
+    if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))
 
 
 def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -> tuple:
@@ -264,12 +307,15 @@ def run_report(
             if kind == "trained":
                 model, model_args, trained = _train_row(shared, row_config, folder, log)
                 row.update(trained)
+            if kind == "dama":
+                model, model_args, edited = _dama_row(shared, row_config, folder, log)
+                row.update(edited)
             log(f"[{i}/{len(plan)}] {name}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
             scores, case[name], gaps[name] = _score_row(
                 shared, model, model_args, instruction, folder
             )
             rows[name] = {**row, **scores}
-            if kind == "trained" and not settings.save_adapters:
+            if kind in ("trained", "dama") and not settings.save_adapters:
                 shutil.rmtree(folder / "adapter")
             del model
         info.update(blocks=blocks, rows=rows, case_study=case, bmi=located)
@@ -309,7 +355,8 @@ def _general_keys(rows: dict[str, dict]) -> list[str]:
 def csv_metrics(rows: dict[str, dict], axis: Axis) -> tuple[list[str], list[str]]:
     """(metric columns, stderr columns) of results.csv."""
     keys = [key for key, _ in summary_columns(axis)]
-    metrics = keys + [key for key, _ in CAPABILITY] + _general_keys(rows)
+    slopes = [key for key, _ in SLOPE_COLUMNS] if axis.slopes else []
+    metrics = keys + slopes + [key for key, _ in CAPABILITY] + _general_keys(rows)
     stderr = [f"{k}_stderr" for k in keys if any(f"{k}_stderr" in r for r in rows.values())]
     return metrics, stderr
 
@@ -320,6 +367,7 @@ def write_csv(path: Path, rows: dict[str, dict], info: dict, axis: Axis) -> None
     header = [
         "method",
         "status",
+        "settings",
         *metrics,
         *stderr,
         *[f"delta_{m}" for m in metrics],
@@ -335,7 +383,24 @@ def write_csv(path: Path, rows: dict[str, dict], info: dict, axis: Axis) -> None
             values = [row.get(m, "") for m in metrics + stderr]
             deltas = [row[m] - original[m] if m in row and m in original else "" for m in metrics]
             provenance_ = [info["model"], info["seed"], info["produced_by"], info["date"]]
-            writer.writerow([name, row["status"], *values, *deltas, *provenance_])
+            writer.writerow([name, row["status"], settings(row), *values, *deltas, *provenance_])
+
+
+def settings(row: dict) -> str:
+    """What a row ran, in a few words: blocks and schedule, or blocks and rank."""
+    config = row.get("config")
+    if not config:
+        return row.get("instruction", "")
+    if "ranks" in config:
+        return f"blocks {_span(row['layers'])}, rank {row['rank']}"
+    blocks = config["blocks"]
+    blocks = "all" if blocks == "all" else _span(blocks)
+    extra = []
+    if config["modules"] != ["attn", "mlp"]:
+        extra.append(f"modules {','.join(config['modules'])}")
+    if config["terms"] != ["he", "she"]:
+        extra.append(f"terms {','.join(config['terms'])}")
+    return ", ".join([f"blocks {blocks}, lr {config['lr']:g}, {config['epochs']} epoch(s)", *extra])
 
 
 def _cost_table(rows: dict) -> str:
@@ -361,12 +426,14 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     rows = info["rows"]
     bias_cols = summary_columns(axis)
     general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
-    main = ["Original", "LFTF (paper defaults)", "LFTF (dev-tuned)", "FPFT", "PB", *NOT_RUN]
+    main = ["Original", "LFTF (paper defaults)", "LFTF (dev-tuned)", "FPFT", "PB", "DAMA"]
+    main += list(NOT_RUN)
     ablations = ["LFTF (dev-tuned)", "w/o ATT", "w/o MLP", "w/o he", "w/o she"]
 
     def table(names, columns):
-        chosen = {n: rows[n] for n in names if n in rows}
-        return comparison_table(chosen, columns, baseline="Original", corner="method")
+        chosen = {rows[n].get("label", n): rows[n] for n in names if n in rows}
+        original = rows["Original"].get("label", "Original")
+        return comparison_table(chosen, columns, baseline=original, corner="method")
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
@@ -382,6 +449,8 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         n_neutral=len(capability.neutral_prompts()),
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + CAPABILITY),
+        slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
+        dama=rows.get("DAMA", {}),
         cost_table=_cost_table(rows),
         bmi=info["bmi"],
         robustness_table=_robustness_table(info["bmi"]),

@@ -29,6 +29,7 @@ def report(tiny_llama, tmp_path_factory):
     path, _, _ = tiny_llama
     out = tmp_path_factory.mktemp("report") / "out"
     args = ["report", "--model", path, "--limit", "20", "--tuned-epochs", "1", "--seeds", "1,2"]
+    args += ["--dama-layers", "2-3", "--dama-ranks", "2,4"]
     assert cli.main([*args, "--output-dir", str(out)]) == 0
     with open(out / "results.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
@@ -53,8 +54,25 @@ def test_every_row_and_file_is_there(report):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
     for name in ROWS:
-        assert f"| {name} |" in text, name
+        if name != "DAMA":
+            assert f"| {name} |" in text, name
     assert "Produced by lftf" in text and "Shortened run" in text
+    assert "## Stereotype slopes" in text
+
+
+def test_the_dama_row_states_its_blocks_and_rank_and_is_scored_from_its_adapter(report):
+    out, rows, info = report
+    dama = info["rows"]["DAMA"]
+    chosen = json.loads((out / "rows" / "dama" / "dama.json").read_text())["chosen"]
+    assert dama["layers"] == chosen["layers"] and dama["rank"] == chosen["rank"] in (2, 4)
+    label = f"DAMA (blocks {chosen['layers'][0]}-3, k {chosen['rank']})"
+    assert chosen["layers"][-1] == 3 and f"| {label} |" in (out / "report.md").read_text()
+    assert rows["DAMA"]["settings"] == label.removeprefix("DAMA (").removesuffix(")").replace(
+        "k ", "rank "
+    )
+    raw = json.loads((out / "rows" / "dama" / "lm_eval_results.json").read_text())
+    assert ",peft=" in raw["model_args"] and not (out / "rows" / "dama" / "adapter").exists()
+    assert (out / "rows" / "dama" / "dama_sweep.md").exists()
 
 
 def test_numbers_are_lm_evals_own(report):
@@ -71,6 +89,8 @@ def test_numbers_are_lm_evals_own(report):
                 r[f"genbiaseval_{scale}"]["afgb,none"], abs=1e-12
             )
         assert float(row["ub"]) == pytest.approx(r["genhinteval"]["ub,none"], abs=1e-12)
+        for slope in ("a_s", "a_f", "a_intercept", "a_s_relative", "a_f_relative"):
+            assert float(row[slope]) == pytest.approx(r["genbiaseval"][f"{slope},none"], abs=1e-12)
         assert float(row["delta_afgb_avg"]) == pytest.approx(
             float(row["afgb_avg"]) - float(rows["Original"]["afgb_avg"])
         )

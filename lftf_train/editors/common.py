@@ -1,0 +1,192 @@
+"""What the weight-editing baselines (DAMA, ROME, R-ROME, MEMIT) share: edit requests built
+from an axis's train prompts, the MLP down-projections they rewrite, reading the inputs of
+those projections (the "keys") at chosen positions, their second moment over a text corpus,
+and the final norm and head that turn a last-block hidden state into logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lftf_tasks.axis import Axis
+from lftf_train import data
+from lftf_train.blocks import decoder_layers
+from lftf_train.models import cache_root
+from lftf_train.scoring import TargetTokenError, encode
+
+
+class _Stop(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Request:
+    """One GenBiasEval-train prompt as an edit request."""
+
+    prompt: str  # "The nurse smiled because"
+    subject: str  # "nurse": its last token is where ROME and MEMIT read the key
+    phrase: str  # "The nurse": the subject as the prompt writes it (DAMA's KL prompt)
+
+
+def requests(axis: Axis, split: str = "train") -> list[Request]:
+    """The axis's bias prompts of a split as edit requests, in the split's order."""
+    out = []
+    for r in data.bias_records(split, axis):
+        scale, t = r["template_id"].rsplit("_", 1)
+        template = axis.templates[scale][int(t) - 1]
+        subject = r[axis.subject_field]
+        before = template[: template.index("{subject}")]
+        out.append(Request(prompt=r["prompt"], subject=subject, phrase=before + subject))
+    return out
+
+
+def word_ids(tokenizer, words: list[str]) -> list[int]:
+    """The single token of each word after a space (" he"), as the pronoun targets need."""
+    ids = []
+    for word in words:
+        tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
+        if len(tokens) != 1:
+            raise TargetTokenError(
+                f"this tokenizer splits {' ' + word!r} into {len(tokens)} tokens; the editors' "
+                "targets are next-token probabilities, so they need single-token words"
+            )
+        ids.append(tokens[0])
+    return ids
+
+
+def down_proj(model, layer: int) -> nn.Linear:
+    """The MLP's output projection of a block (Llama-style ``mlp.down_proj``)."""
+    block = decoder_layers(model)[3][layer]
+    module = getattr(getattr(block, "mlp", None), "down_proj", None)
+    if not isinstance(module, nn.Linear):
+        raise ValueError(
+            f"block {layer} of {type(model).__name__} has no Llama-style mlp.down_proj; the "
+            "editors rewrite that projection"
+        )
+    return module
+
+
+def down_proj_name(model, layer: int) -> str:
+    return f"{decoder_layers(model)[0]}.{layer}.mlp.down_proj"
+
+
+def head_of(model) -> tuple[nn.Module, nn.Module]:
+    """(final norm, output head): what turns the last block's output into logits."""
+    _, parent, _, _ = decoder_layers(model)
+    norm = getattr(parent, "norm", None)
+    if norm is None:
+        raise ValueError(
+            f"{type(model).__name__} has no final norm at '{type(parent).__name__}.norm'"
+        )
+    return norm, model.get_output_embeddings()
+
+
+@torch.no_grad()
+def inputs_at(model, module: nn.Module, batches, offsets: list[int]) -> torch.Tensor:
+    """The input of ``module`` at one position per prompt, stopping the forward there.
+
+    ``batches`` yields keyword arguments for the model (left-padded, so a position counted
+    from the end is the same with or without padding); ``offsets`` gives, per prompt, that
+    position as a negative index (-1: the last token). Returns (prompts, features), float32.
+    """
+    captured = []
+
+    def grab(mod, args):
+        captured.append(args[0].detach())
+        raise _Stop
+
+    handle = module.register_forward_pre_hook(grab)
+    out, seen = [], 0
+    try:
+        for batch in batches:
+            try:
+                model(**batch, use_cache=False)
+            except _Stop:
+                pass
+            rows = captured.pop()
+            index = torch.tensor(offsets[seen : seen + len(rows)], device=rows.device)
+            out.append(rows[torch.arange(len(rows), device=rows.device), index].float().cpu())
+            seen += len(rows)
+    finally:
+        handle.remove()
+    return torch.cat(out)
+
+
+def prompt_batches(tokenizer, prompts: list[str], device, batch_size: int = 64):
+    for i in range(0, len(prompts), batch_size):
+        yield encode(tokenizer, prompts[i : i + batch_size], device)
+
+
+@torch.no_grad()
+def second_moment(model, tokenizer, texts: list[str], layer: int, max_tokens: int = 256):
+    """C = (1/N) sum over the N tokens of ``texts`` of k k^T, k the down-projection's input:
+    the uncentred second moment ROME and MEMIT take over Wikipedia (float64, on the CPU).
+    Each text is cut into windows of ``max_tokens`` tokens."""
+    module = down_proj(model, layer)
+    device = next(model.parameters()).device
+    total, count = None, 0
+
+    def grab(mod, args):
+        raise _Stop(args[0])
+
+    handle = module.register_forward_pre_hook(grab)
+    try:
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            for start in range(0, len(ids), max_tokens):
+                window = torch.tensor([ids[start : start + max_tokens]], device=device)
+                try:
+                    model(input_ids=window, use_cache=False)
+                except _Stop as stop:
+                    keys = stop.args[0][0].double().cpu()
+                total = keys.T @ keys if total is None else total + keys.T @ keys
+                count += len(keys)
+    finally:
+        handle.remove()
+    return total / count
+
+
+def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -> list[str]:
+    """Text for the keys' second moment: sampled from the model itself (top-k 5, seeded),
+    cached under the lftf cache folder. The reference uses Wikipedia, which is not here."""
+    key = hashlib.sha256(f"{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
+    path = cache_root() / "corpus" / f"{key}.txt"
+    if path.exists():
+        return path.read_text(encoding="utf-8").split("\n\x1e\n")
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    starts = ["The", "Therefore", "Because", "I", "You", "In", "When", "A", "It", "We"]
+    device = next(model.parameters()).device
+    texts, tokens = [], 0
+    while tokens < n_tokens:
+        prompts = [rng.choice(starts) for _ in range(16)]
+        batch = encode(tokenizer, prompts, device)
+        batch.pop("position_ids")
+        out = model.generate(
+            **batch,
+            do_sample=True,
+            top_k=5,
+            max_new_tokens=256,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        for row in out:
+            text = tokenizer.decode(row, skip_special_tokens=True).strip()
+            texts.append(text)
+            tokens += len(tokenizer(text, add_special_tokens=False).input_ids)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n\x1e\n".join(texts), encoding="utf-8")
+    tmp.rename(path)
+    return texts
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """A user's corpus for the second moment (e.g. Wikipedia text): paragraphs of a file."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [p for p in text.split("\n\n") if p.strip()]
