@@ -324,7 +324,7 @@ def write_dama_outputs(folder: Path, peft_model, tokenizer, config, info: dict) 
     (folder / "dama_sweep.md").write_text(
         f"# DAMA on {config.model}: the dev sweep\n\n{info['produced_by']}, seed "
         f"{config.seed}, {info['date']}; {info['requests']} requests, targets "
-        f"{', '.join(config.targets)}. Chosen: blocks {chosen['layers']}, rank "
+        f"{', '.join(config.targets)}. Chosen: blocks {dama.span(chosen['layers'])}, rank "
         f"{chosen['rank']} (the lowest |dev a_s_relative| among settings whose dev "
         f"{axis.metrics['hint']} keeps {config.min_ub_ratio:g} x the original's).\n\n{table}\n"
     )

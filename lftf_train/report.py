@@ -29,6 +29,7 @@ from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks
 from lftf_train.config import LFTFConfig
 from lftf_train.editors.config import DAMA_RANKS, DAMAConfig
+from lftf_train.editors.dama import span
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
     bias_summary,
@@ -200,16 +201,10 @@ def _dama_row(rows: _Rows, config: DAMAConfig, folder: Path, log) -> tuple:
         "config": config.to_dict(),
         "layers": chosen["layers"],
         "rank": chosen["rank"],
-        "label": f"DAMA (blocks {_span(chosen['layers'])}, k {chosen['rank']})",
+        "label": f"DAMA (blocks {span(chosen['layers'])}, k {chosen['rank']})",
         "seconds": round(time.perf_counter() - start, 1),
     }
     return model, f"{rows.base_args},peft={adapter}", row
-
-
-def _span(layers: list[int]) -> str:
-    if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
-        return f"{layers[0]}-{layers[-1]}"
-    return ",".join(map(str, layers))
 
 
 def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -> tuple:
@@ -392,9 +387,9 @@ def settings(row: dict) -> str:
     if not config:
         return row.get("instruction", "")
     if "ranks" in config:
-        return f"blocks {_span(row['layers'])}, rank {row['rank']}"
+        return f"blocks {span(row['layers'])}, rank {row['rank']}"
     blocks = config["blocks"]
-    blocks = "all" if blocks == "all" else _span(blocks)
+    blocks = "all" if blocks == "all" else span(blocks)
     extra = []
     if config["modules"] != ["attn", "mlp"]:
         extra.append(f"modules {','.join(config['modules'])}")
@@ -451,6 +446,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         ablation_table=table(ablations, bias_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
         dama=rows.get("DAMA", {}),
+        dama_blocks=span(rows["DAMA"]["layers"]) if "layers" in rows.get("DAMA", {}) else "",
         cost_table=_cost_table(rows),
         bmi=info["bmi"],
         robustness_table=_robustness_table(info["bmi"]),

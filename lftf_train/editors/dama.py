@@ -259,7 +259,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
     _restore(model, originals)
     records = edit_layers(model, cache, values, chosen["layers"], chosen["rank"], config, moments)
     timings["total"] = round(time.perf_counter() - start, 1)
-    log(f"DAMA: chose layers {_span(chosen['layers'])}, rank {chosen['rank']} on dev")
+    log(f"DAMA: chose layers {span(chosen['layers'])}, rank {chosen['rank']} on dev")
     return {
         "original_dev": original,
         "sweep": sweep,
@@ -276,7 +276,8 @@ def _restore(model, originals: dict) -> None:
             down_proj(model, layer).weight.copy_(weight)
 
 
-def _span(layers: list[int]) -> str:
+def span(layers: list[int]) -> str:
+    """[19, 20, ..., 27] -> '19-27'; other sets comma-separated."""
     if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
         return f"{layers[0]}-{layers[-1]}"
     return ",".join(map(str, layers))
@@ -285,7 +286,7 @@ def _span(layers: list[int]) -> str:
 def _describe(entry: dict, axis) -> str:
     dev, m = entry["dev"], axis.metrics
     return (
-        f"layers {_span(entry['layers'])}, rank {entry['rank']}: dev a_s {dev['a_s']:.4f}  "
+        f"layers {span(entry['layers'])}, rank {entry['rank']}: dev a_s {dev['a_s']:.4f}  "
         f"a_s_relative {dev['a_s_relative']:.4f}  {m['bias']} {dev[m['bias']]:.4f}  "
         f"{m['mass']} {dev[m['mass']]:.3f}  {m['hint']} {dev[m['hint']]:.4f}  "
         f"({entry['seconds']} s)"
