@@ -18,26 +18,25 @@ class TargetTokenError(ValueError):
     pass
 
 
-def target_token_ids(tokenizer, axis: Axis | None = None) -> list[list[int]]:
-    """Vocabulary ids of each group's target words (" he" and " she" for gender).
+def word_token_id(tokenizer, word: str, why: str = "LFTF's loss and locators") -> int:
+    """The one token of ``word`` after a space (" he"), as a next-token target; never a bare
+    "he", which most tokenizers split differently."""
+    tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
+    if len(tokens) != 1:
+        pieces = tokenizer.convert_ids_to_tokens(tokens)
+        raise TargetTokenError(
+            f"this tokenizer splits {' ' + word!r} into {len(tokens)} tokens {pieces}; "
+            f"{why} are defined on the next-token distribution, so they need single-token "
+            "target words. The lm-eval tasks still score such a model (they use the "
+            "probability of the whole continuation)."
+        )
+    return tokens[0]
 
-    LFTF needs each word to be one token."""
+
+def target_token_ids(tokenizer, axis: Axis | None = None) -> list[list[int]]:
+    """Vocabulary ids of each group's target words (" he" and " she" for gender)."""
     axis = axis or load_axis("gender")
-    ids = []
-    for group in axis.groups:
-        ids.append([])
-        for word in group.words:
-            tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
-            if len(tokens) != 1:
-                pieces = tokenizer.convert_ids_to_tokens(tokens)
-                raise TargetTokenError(
-                    f"this tokenizer splits {' ' + word!r} into {len(tokens)} tokens {pieces}; "
-                    "LFTF's loss and locators are defined on the next-token distribution, so "
-                    "they need single-token target words. The lm-eval tasks still score such "
-                    "a model (they use the probability of the whole continuation)."
-                )
-            ids[-1].append(tokens[0])
-    return ids
+    return [[word_token_id(tokenizer, w) for w in group.words] for group in axis.groups]
 
 
 def encode(tokenizer, prompts: list[str], device=None) -> dict[str, torch.Tensor]:

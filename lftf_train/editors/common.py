@@ -18,7 +18,7 @@ from lftf_tasks.axis import Axis
 from lftf_train import data
 from lftf_train.blocks import decoder_layers
 from lftf_train.models import cache_root
-from lftf_train.scoring import TargetTokenError, encode
+from lftf_train.scoring import encode, word_token_id
 
 
 class _Stop(Exception):
@@ -47,17 +47,8 @@ def requests(axis: Axis, split: str = "train") -> list[Request]:
 
 
 def word_ids(tokenizer, words: list[str]) -> list[int]:
-    """The single token of each word after a space (" he"), as the pronoun targets need."""
-    ids = []
-    for word in words:
-        tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
-        if len(tokens) != 1:
-            raise TargetTokenError(
-                f"this tokenizer splits {' ' + word!r} into {len(tokens)} tokens; the editors' "
-                "targets are next-token probabilities, so they need single-token words"
-            )
-        ids.append(tokens[0])
-    return ids
+    """Each target word's one token after a space (" he"), through the project's target code."""
+    return [word_token_id(tokenizer, w, why="the editors' targets") for w in words]
 
 
 def down_proj(model, layer: int) -> nn.Linear:
