@@ -8,10 +8,11 @@ from pathlib import Path
 
 from lftf_tasks.outputs import command_line
 from lftf_train.config import BMI_SOURCES, LOCATORS, METHOD_CHOICES, SELECT_CHOICES, LFTFConfig
-from lftf_train.editors.config import DAMA_RANKS, DAMAConfig
+from lftf_train.editors.config import DAMA_RANKS, EDITORS, TARGET_RULES, DAMAConfig, EditConfig
 
 HELP = LFTFConfig.help()
 DAMA_HELP = DAMAConfig.help()
+EDIT_HELP = EditConfig.help()
 EXAMPLES = """\
 examples:
   lftf-train locate                      # BMI of every block of the embedded SmolLM2 model
@@ -25,6 +26,7 @@ examples:
   lftf-train finetune --terms he         # ablation w/o she   (--terms she: w/o he)
   lftf-train run --model Qwen/Qwen2.5-7B --method lora --dtype bfloat16
   lftf-train dama                        # the DAMA baseline; rank and blocks chosen on dev
+  lftf-train edit --editor memit --limit 20   # a knowledge editor, 20 sequential edits
   lftf-train report                      # all of the paper's comparisons -> report.md
   accelerate launch -m lftf_train finetune ...   # data-parallel
 
@@ -121,6 +123,37 @@ def _dama(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cov-text", dest="cov_text", help=DAMA_HELP["cov_text"])
 
 
+def _edit(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("editing")
+    g.add_argument("--editor", choices=EDITORS, help=EDIT_HELP["editor"] + " Default: rome.")
+    g.add_argument("--layers", help=EDIT_HELP["layers"])
+    g.add_argument("--limit", type=int, help=EDIT_HELP["limit"])
+    g.add_argument("--target", choices=TARGET_RULES, help=EDIT_HELP["target"])
+    for name, kind in (
+        ("v_num_grad_steps", int),
+        ("v_lr", float),
+        ("v_weight_decay", float),
+        ("clamp_norm_factor", float),
+        ("kl_factor", float),
+        ("mom2_update_weight", float),
+        ("cov_tokens", int),
+    ):
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=EDIT_HELP[name])
+    g.add_argument("--cov-text", dest="cov_text", help=EDIT_HELP["cov_text"])
+    g.add_argument(
+        "--mom2-adjustment",
+        dest="mom2_adjustment",
+        action=argparse.BooleanOptionalAction,
+        help=EDIT_HELP["mom2_adjustment"],
+    )
+    g.add_argument(
+        "--context-prefixes",
+        dest="context_prefixes",
+        action=argparse.BooleanOptionalAction,
+        help=EDIT_HELP["context_prefixes"] + " Default: on.",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lftf-train",
@@ -175,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(dama_cmd)
     _dama(dama_cmd)
+    edit_cmd = sub.add_parser(
+        "edit",
+        help="a knowledge editor (ROME, R-ROME, MEMIT) applied to GenBiasEval-train, one edit "
+        "after another, as the paper's Table 3; saves a PEFT adapter and edits.json",
+    )
+    _common(edit_cmd)
+    _edit(edit_cmd)
     report = sub.add_parser(
         "report",
         help="the paper's comparisons (LFTF, FPFT, PB, ablations) through lm-eval: "
@@ -213,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"{','.join(map(str, DAMA_RANKS))}, what `lftf-train dama` chose for SmolLM2)",
     )
     g.add_argument(
+        "--edit-limit",
+        type=int,
+        default=6,
+        help="sequential edits of each knowledge-editor row (ROME, R-ROME, MEMIT; default 6, "
+        "CPU-sized; `lftf-train edit` runs all 943)",
+    )
+    g.add_argument(
+        "--rows",
+        help="only these rows, comma-separated (e.g. 'ROME,MEMIT'); the original always runs",
+    )
+    g.add_argument(
         "--save-adapters",
         action="store_true",
         help="keep every row's adapter under rows/<method>/adapter",
@@ -227,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The command's config (LFTFConfig, or DAMAConfig for dama) from --config and flags."""
-    kind = DAMAConfig if args.command == "dama" else LFTFConfig
+    kind = {"dama": DAMAConfig, "edit": EditConfig}.get(args.command, LFTFConfig)
     fields = set(kind.help())
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if args.command == "sweep":  # a sweep always selects on dev, so --patience applies
@@ -304,12 +355,16 @@ def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
             save_adapters=args.save_adapters,
             dama_layers=args.dama_layers,
             dama_ranks=[int(r) for r in args.dama_ranks.split(",")],
+            edit_limit=args.edit_limit,
+            rows=[r.strip() for r in args.rows.split(",")] if args.rows else None,
         )
         run_report(config, settings, out_dir, args.overwrite)
     elif args.command == "sweep":
         pipeline.run_sweep(config, lrs, out_dir, args.overwrite)
     elif args.command == "dama":
         pipeline.run_dama(config, out_dir, args.overwrite)
+    elif args.command == "edit":
+        pipeline.run_edit(config, out_dir, args.overwrite)
     else:
         pipeline.run_finetune(
             config,

@@ -13,8 +13,8 @@ from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, 
 from lftf_train import models, plots
 from lftf_train.adapters import wrap_edited, wrap_for_training
 from lftf_train.config import BMI_SOURCES, LFTFConfig
-from lftf_train.editors import dama
-from lftf_train.editors.common import corpus, down_proj_name, read_corpus, second_moment
+from lftf_train.editors import dama, sequence
+from lftf_train.editors.common import corpus, down_proj_name, read_corpus, second_moments
 from lftf_train.evaluate import bias_summary, lm_eval_model_args, run_lm_eval, summary_columns
 from lftf_train.export import save_adapter, save_merged
 from lftf_train.locate import choose_blocks, locate_blocks, ranking_key
@@ -296,7 +296,7 @@ def apply_dama(model, tokenizer, resolved: str, config, out_dir, log=print) -> t
             if config.cov_text
             else corpus(model, tokenizer, resolved, config.seed, config.cov_tokens)
         )
-        moments = lambda layer: second_moment(model, tokenizer, texts, layer)  # noqa: E731
+        moments = lambda layers: second_moments(model, tokenizer, texts, layers)  # noqa: E731
     result = dama.run_dama(model, tokenizer, config, log=log, moments_fn=moments)
     names = [down_proj_name(model, layer) for layer in result["chosen"]["layers"]]
     axis = config.load_axis()
@@ -354,6 +354,49 @@ def dama_table(info: dict, axis) -> str:
         )
     header = ["blocks", "rank", *[f"dev {k}" for k in keys], "seconds"]
     return markdown_table(header, lines)
+
+
+def run_edit(config, out_dir: Path, overwrite: bool, log=print) -> dict:
+    """ROME, R-ROME or MEMIT over a sequence of requests; the edited down-projections saved
+    as a PEFT adapter with edits.json."""
+    check_output_dir(out_dir, overwrite)
+    model, tokenizer, resolved = _load(config)
+    info, peft_model = apply_edits(model, tokenizer, resolved, config, out_dir, log=log)
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        save_adapter(peft_model, tokenizer, tmp, config, info, ("edit_config.json", "edits.json"))
+    summary = info["summary"]
+    log(
+        f"{config.editor}: {summary['edits']} edits, mean P(target) "
+        f"{summary['mean_p_target_before']:.3f} -> {summary['mean_p_target_after']:.3f} "
+        f"({summary['success_rate']:.0%} made the target the likelier pronoun)"
+    )
+    log(f"wrote {out_dir}  ({info['load_with']})")
+    return info
+
+
+def apply_edits(model, tokenizer, resolved: str, config, out_dir, log=print) -> tuple[dict, object]:
+    """Edit ``model`` in place: (the record, the model as a PeftModel whose adapter, saved
+    to ``out_dir``, holds the edited down-projections)."""
+
+    def texts() -> list[str]:
+        if config.cov_text:
+            return read_corpus(config.cov_text)
+        return corpus(model, tokenizer, resolved, config.seed, config.cov_tokens)
+
+    result = sequence.run_edits(model, tokenizer, config, texts, log=log)
+    names = [down_proj_name(model, block) for block in result["blocks"]]
+    model_args = lm_eval_model_args(resolved, config)
+    info = provenance(
+        model=config.model,
+        resolved_model=resolved,
+        seed=config.seed,
+        config=config.to_dict(),
+        corpus=config.cov_text or f"{config.cov_tokens} tokens sampled from the model",
+        edited_modules=names,
+        **result,
+        load_with=f"lm_eval --model hf --model_args {model_args},peft={out_dir}",
+    )
+    return info, wrap_edited(model, names)
 
 
 def _silent(*args, **kwargs) -> None:

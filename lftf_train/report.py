@@ -28,7 +28,7 @@ from lftf_train import capability, models, plots
 from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import num_blocks
 from lftf_train.config import LFTFConfig
-from lftf_train.editors.config import DAMA_RANKS, DAMAConfig
+from lftf_train.editors.config import DAMA_RANKS, DAMAConfig, EditConfig
 from lftf_train.editors.dama import span
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
@@ -39,7 +39,13 @@ from lftf_train.evaluate import (
 )
 from lftf_train.export import save_adapter
 from lftf_train.locate import blocks_from, locate_blocks
-from lftf_train.pipeline import apply_dama, footer, write_dama_outputs, write_locate_outputs
+from lftf_train.pipeline import (
+    apply_dama,
+    apply_edits,
+    footer,
+    write_dama_outputs,
+    write_locate_outputs,
+)
 from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import score_prompts, target_token_ids
 from lftf_train.tables import comparison_table, markdown_table
@@ -51,8 +57,10 @@ PB_INSTRUCTION = (
 )
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
 NOT_RUN = {
-    "ROME/MEMIT": "not run: ROME/MEMIT-style editing is not implemented in lftf yet",
+    "MEND": "not run: MEND edits through a hypernetwork trained on an editing dataset (ZsRE) for "
+    "each model; neither the dataset nor a trained MEND for this model is available offline",
 }
+EDITOR_ROWS = {"ROME": "rome", "R-ROME": "r-rome", "MEMIT": "memit"}
 CAPABILITY = [
     ("next_token_agreement", "next-token agreement ↑"),
     ("kl", "KL ↓"),
@@ -76,6 +84,8 @@ class ReportSettings:
     save_adapters: bool = False
     dama_layers: str = "auto"  # DAMAConfig.layers: 19-27 for SmolLM2
     dama_ranks: list[int] = field(default_factory=lambda: list(DAMA_RANKS))
+    edit_limit: int = 6  # sequential edits per editor row (all 943: lftf-train edit)
+    rows: list[str] | None = None  # None: every row; "Original" always runs
 
 
 def slug(name: str) -> str:
@@ -96,6 +106,7 @@ def method_rows(base: LFTFConfig, s: ReportSettings, blocks: list[int]) -> list[
         ("FPFT", "trained", fpft),
         ("PB", "prompt", None),
         ("DAMA", "dama", dama_config(base, s)),
+        *[(name, "edit", edit_config(base, s, editor)) for name, editor in EDITOR_ROWS.items()],
         *[(name, "not_run", None) for name in NOT_RUN],
         ("w/o ATT", "trained", dataclasses.replace(tuned, modules=["mlp"])),
         ("w/o MLP", "trained", dataclasses.replace(tuned, modules=["attn"])),
@@ -108,6 +119,12 @@ def dama_config(base: LFTFConfig, s: ReportSettings) -> DAMAConfig:
     """DAMA on the report's model with the report's seed and precision."""
     shared = {f: getattr(base, f) for f in ("model", "axis", "seed", "dtype", "eval_batch_size")}
     return DAMAConfig(**shared, layers=s.dama_layers, ranks=s.dama_ranks)
+
+
+def edit_config(base: LFTFConfig, s: ReportSettings, editor: str) -> EditConfig:
+    """A knowledge editor on the report's model: ``s.edit_limit`` sequential edits."""
+    shared = {f: getattr(base, f) for f in ("model", "axis", "seed", "dtype", "eval_batch_size")}
+    return EditConfig(**shared, editor=editor, limit=s.edit_limit)
 
 
 def case_study_prompts(axis: Axis) -> dict[str, list[str]]:
@@ -207,6 +224,27 @@ def _dama_row(rows: _Rows, config: DAMAConfig, folder: Path, log) -> tuple:
     return model, f"{rows.base_args},peft={adapter}", row
 
 
+def _edit_row(rows: _Rows, config: EditConfig, folder: Path, log) -> tuple:
+    """A knowledge editor on a copy of the base model, saved like `lftf-train edit`."""
+    start = time.perf_counter()
+    adapter = folder / "adapter"
+    model = copy.deepcopy(rows.base)
+    resolved = rows.base_args.split(",")[0].removeprefix("pretrained=")
+    info, model = apply_edits(model, rows.tokenizer, resolved, config, adapter, log=log)
+    save_adapter(model, rows.tokenizer, adapter, config, info, ("edit_config.json", "edits.json"))
+    shutil.copy(adapter / "edits.json", folder / "edits.json")
+    name = {v: k for k, v in EDITOR_ROWS.items()}[config.editor]
+    row = {
+        "config": config.to_dict(),
+        "layers": info["blocks"],
+        "edits": info["summary"]["edits"],
+        "efficacy": info["summary"]["success_rate"],
+        "label": f"{name} ({info['summary']['edits']} edits, block(s) {span(info['blocks'])})",
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return model, f"{rows.base_args},peft={adapter}", row
+
+
 def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -> tuple:
     """lm-eval on the bias, hint and general tasks, capability kept, the case study and
     per-profession gaps: (row scores, case study, gaps)."""
@@ -293,6 +331,8 @@ def run_report(
             if kind == "not_run":
                 rows[name] = {"status": NOT_RUN[name]}
                 continue
+            if settings.rows is not None and name not in settings.rows and name != "Original":
+                continue
             log(f"[{i}/{len(plan)}] {name}  ({time.perf_counter() - start:.0f} s so far)")
             folder = tmp / "rows" / slug(name)
             folder.mkdir(parents=True)
@@ -305,12 +345,15 @@ def run_report(
             if kind == "dama":
                 model, model_args, edited = _dama_row(shared, row_config, folder, log)
                 row.update(edited)
+            if kind == "edit":
+                model, model_args, edited = _edit_row(shared, row_config, folder, log)
+                row.update(edited)
             log(f"[{i}/{len(plan)}] {name}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
             scores, case[name], gaps[name] = _score_row(
                 shared, model, model_args, instruction, folder
             )
             rows[name] = {**row, **scores}
-            if kind in ("trained", "dama") and not settings.save_adapters:
+            if kind in ("trained", "dama", "edit") and not settings.save_adapters:
                 shutil.rmtree(folder / "adapter")
             del model
         info.update(blocks=blocks, rows=rows, case_study=case, bmi=located)
@@ -331,6 +374,8 @@ def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
         labels=axis.labels,
         footer=note,
     )
+    if tuned not in gaps:  # a report of some rows only
+        return (folder / "report.md").write_text(render_markdown(info, settings, axis))
     plots.plot_per_profession(
         gaps["Original"],
         gaps[tuned],
@@ -388,6 +433,8 @@ def settings(row: dict) -> str:
         return row.get("instruction", "")
     if "ranks" in config:
         return f"blocks {span(row['layers'])}, rank {row['rank']}"
+    if "editor" in config:
+        return f"{row['edits']} sequential edits, blocks {span(row['layers'])}"
     blocks = config["blocks"]
     blocks = "all" if blocks == "all" else span(blocks)
     extra = []
@@ -422,7 +469,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     bias_cols = summary_columns(axis)
     general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
     main = ["Original", "LFTF (paper defaults)", "LFTF (dev-tuned)", "FPFT", "PB", "DAMA"]
-    main += list(NOT_RUN)
+    main += [*EDITOR_ROWS, *NOT_RUN]
     ablations = ["LFTF (dev-tuned)", "w/o ATT", "w/o MLP", "w/o he", "w/o she"]
 
     def table(names, columns):
@@ -446,6 +493,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         ablation_table=table(ablations, bias_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
         dama=rows.get("DAMA", {}),
+        editors={n: rows[n] for n in EDITOR_ROWS if rows.get(n, {}).get("status") == "ok"},
         dama_blocks=span(rows["DAMA"]["layers"]) if "layers" in rows.get("DAMA", {}) else "",
         cost_table=_cost_table(rows),
         bmi=info["bmi"],

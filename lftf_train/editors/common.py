@@ -6,6 +6,7 @@ and the final norm and head that turn a last-block hidden state into logits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from dataclasses import dataclass
@@ -78,6 +79,18 @@ def head_of(model) -> tuple[nn.Module, nn.Module]:
     return norm, model.get_output_embeddings()
 
 
+@contextlib.contextmanager
+def frozen(model):
+    """No parameter of the model needs a gradient inside: the editors optimise vectors only."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 @torch.no_grad()
 def inputs_at(model, module: nn.Module, batches, offsets: list[int]) -> torch.Tensor:
     """The input of ``module`` at one position per prompt, stopping the forward there.
@@ -88,11 +101,11 @@ def inputs_at(model, module: nn.Module, batches, offsets: list[int]) -> torch.Te
     """
     captured = []
 
-    def grab(mod, args):
-        captured.append(args[0].detach())
+    def grab(mod, args, kwargs):
+        captured.append((args[0] if args else kwargs["hidden_states"]).detach())
         raise _Stop
 
-    handle = module.register_forward_pre_hook(grab)
+    handle = module.register_forward_pre_hook(grab, with_kwargs=True)
     out, seen = [], 0
     try:
         for batch in batches:
@@ -115,38 +128,89 @@ def prompt_batches(tokenizer, prompts: list[str], device, batch_size: int = 64):
 
 
 @torch.no_grad()
-def second_moment(model, tokenizer, texts: list[str], layer: int, max_tokens: int = 256):
-    """C = (1/N) sum over the N tokens of ``texts`` of k k^T, k the down-projection's input:
-    the uncentred second moment ROME and MEMIT take over Wikipedia (float64, on the CPU).
-    Each text is cut into windows of ``max_tokens`` tokens."""
-    module = down_proj(model, layer)
+def second_moments(model, tokenizer, texts: list[str], layers: list[int], max_tokens: int = 256):
+    """{layer: C}, C = (1/N) sum over the N tokens of ``texts`` of k k^T, k the layer's
+    down-projection input: the uncentred second moment ROME and MEMIT take over Wikipedia
+    (float64, on the CPU). One pass for all layers; each text is cut into windows of
+    ``max_tokens`` tokens."""
+    modules = {layer: down_proj(model, layer) for layer in layers}
     device = next(model.parameters()).device
-    total, count = None, 0
+    totals, count, seen = {}, 0, {}
 
-    def grab(mod, args):
-        raise _Stop(args[0])
+    def grab(layer):
+        def hook(mod, args):
+            seen[layer] = args[0][0].double().cpu()
+            if len(seen) == len(modules):
+                raise _Stop
 
-    handle = module.register_forward_pre_hook(grab)
+        return hook
+
+    handles = [m.register_forward_pre_hook(grab(layer)) for layer, m in modules.items()]
     try:
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False).input_ids
             for start in range(0, len(ids), max_tokens):
-                window = torch.tensor([ids[start : start + max_tokens]], device=device)
+                seen.clear()
                 try:
-                    model(input_ids=window, use_cache=False)
-                except _Stop as stop:
-                    keys = stop.args[0][0].double().cpu()
-                total = keys.T @ keys if total is None else total + keys.T @ keys
-                count += len(keys)
+                    model(input_ids=torch.tensor([ids[start : start + max_tokens]], device=device))
+                except _Stop:
+                    pass
+                for layer, keys in seen.items():
+                    totals[layer] = keys.T @ keys + totals.get(layer, 0)
+                count += len(next(iter(seen.values())))
     finally:
-        handle.remove()
-    return total / count
+        for handle in handles:
+            handle.remove()
+    return {layer: total / count for layer, total in totals.items()}
+
+
+def second_moment(model, tokenizer, texts: list[str], layer: int, max_tokens: int = 256):
+    return second_moments(model, tokenizer, texts, [layer], max_tokens)[layer]
+
+
+SEED_WORDS = ("The", "Therefore", "Because", "I", "You")
+
+
+@torch.no_grad()
+def context_templates(model, tokenizer, length_params, seed: int) -> list[str]:
+    """ "{}" and prompts prefixed with short texts the model samples (top-k 5, seeded), as
+    ROME and MEMIT make them: for each (length, n) of ``length_params``, n // 5 samples from
+    each of five seed words, ``length`` tokens in all; "{}" takes the prompt."""
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    templates = ["{}"]
+    for length, n_gen in length_params:
+        for word in SEED_WORDS:
+            ids = tokenizer([word] * (n_gen // 5), return_tensors="pt").to(device)
+            new = max(length - ids.input_ids.shape[1], 1)
+            out = model.generate(
+                **ids, do_sample=True, top_k=5, max_new_tokens=new, pad_token_id=pad
+            )
+            for row in out:
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                templates.append(text.replace("{", "").replace("}", "").strip() + ". {}")
+    return templates
+
+
+def subject_offsets(tokenizer, texts: list[str], subject: str) -> list[int]:
+    """Per text, the position of the subject's last token counted from the end (-1: the
+    last token), as left padding keeps it; the subject's last occurrence counts."""
+    offsets = []
+    for text in texts:
+        end = text.rindex(subject) + len(subject)
+        full = tokenizer(text).input_ids
+        head = tokenizer(text[:end]).input_ids
+        if full[: len(head)] != head:
+            raise ValueError(f"cannot find where {subject!r} ends in the tokens of {text!r}")
+        offsets.append(len(head) - 1 - len(full))
+    return offsets
 
 
 def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -> list[str]:
     """Text for the keys' second moment: sampled from the model itself (top-k 5, seeded),
     cached under the lftf cache folder. The reference uses Wikipedia, which is not here."""
-    key = hashlib.sha256(f"{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"corpus-v2|{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
     path = cache_root() / "corpus" / f"{key}.txt"
     if path.exists():
         return path.read_text(encoding="utf-8").split("\n\x1e\n")
@@ -155,15 +219,15 @@ def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -
     starts = ["The", "Therefore", "Because", "I", "You", "In", "When", "A", "It", "We"]
     device = next(model.parameters()).device
     texts, tokens = [], 0
-    while tokens < n_tokens:
-        prompts = [rng.choice(starts) for _ in range(16)]
-        batch = encode(tokenizer, prompts, device)
+    while tokens < n_tokens:  # one batch of 64 long samples is usually enough
+        batch = encode(tokenizer, [rng.choice(starts) for _ in range(64)], device)
         batch.pop("position_ids")
+        new = min(320, max(16, n_tokens // 64 + 8))
         out = model.generate(
             **batch,
             do_sample=True,
             top_k=5,
-            max_new_tokens=256,
+            max_new_tokens=new,
             pad_token_id=tokenizer.pad_token_id,
         )
         for row in out:

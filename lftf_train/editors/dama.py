@@ -21,7 +21,6 @@ set are chosen on the dev splits (``choose``).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -33,6 +32,7 @@ from sklearn.cross_decomposition import PLSRegression
 from lftf_train.blocks import num_blocks
 from lftf_train.editors.common import (
     down_proj,
+    frozen,
     head_of,
     inputs_at,
     prompt_batches,
@@ -83,18 +83,6 @@ def whiten(u: torch.Tensor, second_moment: torch.Tensor, weight: float) -> torch
 
 
 # --- step 1: the value vectors --------------------------------------------------------
-
-
-@contextlib.contextmanager
-def frozen(model):
-    """No parameter of the model needs a gradient inside (DAMA optimises vectors only)."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def last_block_outputs(model, tokenizer, prompts: list[str], batch_size: int) -> torch.Tensor:
@@ -222,7 +210,7 @@ def choose(sweep: list[dict], original: dict, metrics: dict, min_ratio: float) -
 
 def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -> dict:
     """Values, then every (layer set, rank) on the dev splits, then the chosen setting applied
-    to ``model`` (in place). ``moments_fn(layer)`` gives C for whitening."""
+    to ``model`` (in place). ``moments_fn(layers)`` gives {layer: C} for whitening."""
     axis = config.load_axis()
     if not axis.slopes:
         raise ValueError(
@@ -240,7 +228,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
     cache = PrefixCache.build(model, tokenizer, first, axis, config.eval_batch_size)
     edited = sorted({b for s in sets for b in s})
     originals = {b: down_proj(model, b).weight.detach().clone() for b in edited}
-    moments = {b: moments_fn(b) for b in edited} if config.whitening else None
+    moments = moments_fn(edited) if config.whitening else None
     source, group_ids = FromPrefixCache(cache, model), target_token_ids(tokenizer, axis)
     with torch.no_grad():
         original = evaluate_dev(model, source, axis, group_ids, config.eval_batch_size)

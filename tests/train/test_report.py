@@ -16,7 +16,10 @@ ROWS = [
     "FPFT",
     "PB",
     "DAMA",
-    "ROME/MEMIT",
+    "ROME",
+    "R-ROME",
+    "MEMIT",
+    "MEND",
     "w/o ATT",
     "w/o MLP",
     "w/o he",
@@ -29,8 +32,10 @@ def report(tiny_llama, tmp_path_factory):
     path, _, _ = tiny_llama
     out = tmp_path_factory.mktemp("report") / "out"
     args = ["report", "--model", path, "--limit", "20", "--tuned-epochs", "1", "--seeds", "1,2"]
-    args += ["--dama-layers", "2-3", "--dama-ranks", "2,4"]
-    assert cli.main([*args, "--output-dir", str(out)]) == 0
+    args += ["--dama-layers", "2-3", "--dama-ranks", "2,4", "--edit-limit", "2"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LFTF_CACHE", str(tmp_path_factory.mktemp("cache")))  # MEMIT's corpus
+        assert cli.main([*args, "--output-dir", str(out)]) == 0
     with open(out / "results.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     info = json.loads((out / "report.json").read_text())
@@ -54,7 +59,7 @@ def test_every_row_and_file_is_there(report):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
     for name in ROWS:
-        if name != "DAMA":
+        if name not in ("DAMA", "ROME", "R-ROME", "MEMIT"):  # these name their settings
             assert f"| {name} |" in text, name
     assert "Produced by lftf" in text and "Shortened run" in text
     assert "## Stereotype slopes" in text
@@ -142,3 +147,20 @@ def test_report_states_what_made_it(report, tiny_llama):
     assert info["seed"] == 42 and info["command"].startswith("lftf-train report --model ")
     assert info["versions"]["lm_eval"] and info["date"] and info["settings"]["limit"] == 20
     assert info["bmi"]["seeds"] == [1, 2] and "robustness" in info["bmi"]
+
+
+def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report):
+    out, rows, info = report
+    for name, editor in (("ROME", "rome"), ("R-ROME", "r-rome"), ("MEMIT", "memit")):
+        row = info["rows"][name]
+        edits = json.loads((out / "rows" / slug(name) / "edits.json").read_text())
+        assert edits["editor"] == editor and len(edits["edits"]) == row["edits"] == 2
+        assert (
+            row["layers"] == edits["blocks"]
+            and f"| {row['label']} |" in (out / "report.md").read_text()
+        )
+        assert rows[name]["settings"].startswith("2 sequential edits")
+        raw = json.loads((out / "rows" / slug(name) / "lm_eval_results.json").read_text())
+        assert ",peft=" in raw["model_args"]
+    assert info["rows"]["MEMIT"]["layers"] == [1, 2]  # 4-8 of 28 scaled to 4, below the top
+    assert "hypernetwork" in rows["MEND"]["status"]

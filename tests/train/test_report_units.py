@@ -17,14 +17,17 @@ from lftf_train.report import (
 
 def test_row_plan_matches_the_papers_comparisons():
     rows = method_rows(LFTFConfig(), ReportSettings(tuned_lr=3e-4, tuned_epochs=5), [29])
-    assert [name for name, _, _ in rows][:7] == [
+    assert [name for name, _, _ in rows][:10] == [
         "Original",
         "LFTF (paper defaults)",
         "LFTF (dev-tuned)",
         "FPFT",
         "PB",
         "DAMA",
-        "ROME/MEMIT",
+        "ROME",
+        "R-ROME",
+        "MEMIT",
+        "MEND",
     ]
     plan = {name: (kind, config) for name, kind, config in rows}
     assert (
@@ -34,7 +37,8 @@ def test_row_plan_matches_the_papers_comparisons():
     assert plan["FPFT"][1].blocks == "all" and plan["FPFT"][1].lr == 3e-4
     assert plan["w/o ATT"][1].modules == ["mlp"] and plan["w/o MLP"][1].modules == ["attn"]
     assert plan["w/o he"][1].terms == ["she"] and plan["w/o she"][1].terms == ["he"]
-    assert plan["PB"][0] == "prompt" and plan["ROME/MEMIT"][0] == "not_run"
+    assert plan["PB"][0] == "prompt" and plan["MEND"][0] == "not_run"
+    assert plan["MEMIT"][1].editor == "memit" and plan["MEMIT"][1].limit == 6
     kind, dama = plan["DAMA"]
     assert kind == "dama" and dama.ranks == [8] and dama.layers == "auto" and dama.seed == 42
 
