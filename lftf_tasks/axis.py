@@ -21,11 +21,12 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from lftf_tasks import metrics
 from lftf_tasks.paths import AXES_DIR, DATA_DIR
 
 BUILTIN_AXES = ("gender", "religion")
@@ -68,6 +69,7 @@ class Axis:
     source: str
     slopes: bool = False  # records carry the subjects' stereotypical/definitional scores
     version: float = 1.0  # the task folder's metadata version (bump when scores change)
+    paper: dict = field(default_factory=dict)  # name, title, url, citation (for READMEs)
 
     @property
     def labels(self) -> list[str]:
@@ -176,6 +178,13 @@ def _slopes(value, subjects, n_groups: int, where: str) -> bool:
     return True
 
 
+def _paper(value, where: str) -> dict:
+    known = {"name", "title", "url", "citation"}
+    if not isinstance(value, dict) or set(value) - known:
+        raise AxisSpecError(f"{where}: 'paper' is a mapping of {sorted(known)}")
+    return dict(value)
+
+
 def subject_scores(axis: Axis) -> dict[str, dict[str, float]]:
     """subject -> {"stereotypical": x_s, "definitional": x_f} when the axis has slopes."""
     if not axis.slopes:
@@ -253,6 +262,7 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
         source=source,
         slopes=slopes,
         version=float(raw.get("version", 1.0)),
+        paper=_paper(raw.get("paper", {}), where),
     )
 
 
@@ -329,41 +339,17 @@ def data_files(axis: Axis) -> dict[str, str]:
     return files
 
 
-# Per-prompt scores from the groups' probabilities: shared by the lm-eval tasks (floats)
-# and the trainer (tensors, in lftf_train.scoring).
+# Per-prompt scores of an axis (the definitions, on plain data, are in lftf_tasks.metrics).
 
 
 def group_logprobs_from_words(axis: Axis, word_logprobs: list[float]) -> list[float]:
     """log P(g|p) = log sum over the group's words of P(w|p); words in ``axis.choices`` order."""
-    out, i = [], 0
-    for g in axis.groups:
-        chunk = word_logprobs[i : i + len(g.words)]
-        top = max(chunk)
-        out.append(top + math.log(sum(math.exp(x - top) for x in chunk)))
-        i += len(g.words)
-    return out
+    return metrics.group_logprobs(word_logprobs, [len(g.words) for g in axis.groups])
 
 
 def prompt_scores(axis: Axis, group_logprobs: list[float]) -> dict[str, float]:
     """The bias metrics of one prompt (names from the spec), plus p_/log_p_ per group."""
-    p = [math.exp(x) for x in group_logprobs]
-    spread = max(p) - min(p)
-    mass = sum(p)
-    m = axis.metrics
-    scores = {
-        m["bias"]: spread,
-        m["mass"]: mass,
-        m["relative"]: spread / mass if mass > 0 else 0.0,
-    }
-    if len(p) == 2:
-        scores["gap"] = p[0] - p[1]
-    for g, prob, logp in zip(axis.groups, p, group_logprobs):
-        scores[f"p_{g.label}"] = prob
-        scores[f"log_p_{g.label}"] = logp
-    return scores
+    return metrics.prompt_scores(group_logprobs, axis.labels, axis.metrics)
 
 
-def hint_score(probs: list[float], hinted: int) -> float:
-    """P(hinted group) minus the mean probability of the other groups."""
-    others = [x for i, x in enumerate(probs) if i != hinted]
-    return probs[hinted] - sum(others) / len(others)
+hint_score = metrics.hint_score

@@ -17,6 +17,7 @@ import sys
 from lftf_tasks.axis import (
     BUILTIN_AXES,
     SPLITS,
+    Axis,
     build_bias,
     build_hint,
     data_files,
@@ -26,6 +27,18 @@ from lftf_tasks.axis import (
 )
 from lftf_tasks.generate import builtin_task_files
 from lftf_tasks.paths import PACKAGE_DIR
+
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+
+def config_header(axis: Axis) -> str:
+    """The card's YAML lines that declare one config per benchmark and its splits."""
+    lines = ["configs:"]
+    for task, splits in ((axis.bias_task, SPLITS), (axis.hint_task, ("dev", "test"))):
+        lines += [f"- config_name: {task}", "  data_files:"]
+        for split in splits:
+            lines += [f"  - split: {HUB_SPLITS[split]}", f"    path: {task}/{split}.jsonl"]
+    return "\n".join(lines) + "\n"
 
 
 def data_card(
@@ -73,22 +86,7 @@ tags:
 - lm-evaluation-harness
 size_categories:
 - 1K<n<10K
-configs:
-- config_name: genbiaseval
-  data_files:
-  - split: train
-    path: genbiaseval/train.jsonl
-  - split: validation
-    path: genbiaseval/dev.jsonl
-  - split: test
-    path: genbiaseval/test.jsonl
-- config_name: genhinteval
-  data_files:
-  - split: validation
-    path: genhinteval/dev.jsonl
-  - split: test
-    path: genhinteval/test.jsonl
----
+{config_header(axis)}---
 
 # GenBiasEval and GenHintEval
 

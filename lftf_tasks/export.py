@@ -1,47 +1,107 @@
-"""Export GenBiasEval and GenHintEval as a Hugging Face Hub dataset folder.
+"""Export an axis's prompts (GenBiasEval and GenHintEval by default) as a Hugging Face Hub
+dataset folder.
 
-    lftf-export-dataset OUT_DIR
+    lftf-export-dataset OUT_DIR [--axis gender]
     huggingface-cli upload ORG/genbiaseval OUT_DIR --repo-type dataset
 
-The folder holds the data card (README.md with the Hub's config header), the JSONL splits,
-the curated profession list and its licence, and an export.json saying what produced it.
+The folder holds the data card (README.md with the Hub's config header: one config per
+benchmark, the dev split named 'validation'), the JSONL splits, for profession subjects the
+curated profession list and its licence, and an export.json saying what produced it. The
+same files are what lftf-export-upstream's task folder loads.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from lftf_tasks import build
-from lftf_tasks.axis import load_axis
+from lftf_tasks.axis import (
+    Axis,
+    AxisSpecError,
+    data_files,
+    load_axis,
+    load_professions,
+    profession_names,
+)
 from lftf_tasks.outputs import atomic_output_dir, provenance, write_json
-from lftf_tasks.paths import DATA_DIR, PACKAGE_DIR
-
-EXPORTED = [
-    "README.md",
-    "professions.json",
-    "LICENSE-professions",
-    "genbiaseval/train.jsonl",
-    "genbiaseval/dev.jsonl",
-    "genbiaseval/test.jsonl",
-    "genhinteval/dev.jsonl",
-    "genhinteval/test.jsonl",
-]
+from lftf_tasks.paths import DATA_DIR
 
 
-def export(out_dir: Path, overwrite: bool = False) -> Path:
-    stale = [rel for rel, text in build.render().items() if (PACKAGE_DIR / rel).read_text() != text]
-    if stale:
-        raise RuntimeError(
-            f"shipped data is out of date ({', '.join(stale)}); run python -m lftf_tasks.build"
-        )
+def generic_card(axis: Axis) -> str:
+    """A data card written from the spec, for axes without one of their own."""
+    groups = "\n".join(f"| {g.name} | {', '.join(g.words)} | {g.hint} |" for g in axis.groups)
+    templates = "\n".join(
+        f"| {scale} | {t} |" for scale, temps in axis.templates.items() for t in temps
+    )
+    sizes = "\n".join(
+        f"| {scale} | {a} | {b} | {c} |" for scale, (a, b, c) in axis.split_sizes.items()
+    )
+    return f"""---
+license: mit
+language:
+- en
+pretty_name: {axis.bias_task} and {axis.hint_task}
+task_categories:
+- text-generation
+tags:
+- bias
+- fairness
+- lm-evaluation-harness
+{build.config_header(axis)}---
+
+# {axis.bias_task} and {axis.hint_task}
+
+{axis.description.strip()}
+
+Built with the `lftf` toolkit from its axis spec `{axis.name}`: {len(axis.subjects)} subjects
+x {sum(len(t) for t in axis.templates.values())} templates, split per scale by a seeded
+shuffle (seed {axis.seed}), and hint prompts that name a group.
+
+| group | words (the continuations) | hint |
+| --- | --- | --- |
+{groups}
+
+| scale | template |
+| --- | --- |
+{templates}
+
+| scale | train | validation | test |
+| --- | --- | --- | --- |
+{sizes}
+
+Fields: `id`, `{axis.subject_field}`, `template_id`, `scale`, `prompt`, `split` (bias);
+`id`, `{axis.subject_field}`, `template_id`, `hint`, `{axis.hint_field}`, `prompt`, `split`
+(hint). In lm-evaluation-harness: tasks `{axis.bias_task}` and `{axis.hint_task}`.
+"""
+
+
+def _profession_subjects(axis: Axis) -> bool:
+    return list(axis.subjects) == profession_names(load_professions())
+
+
+def hub_files(axis: Axis, org: str | None = None) -> dict[str, str]:
+    """The Hub dataset folder of an axis, as {path: text}, built from its spec."""
+    files = {rel: text for rel, text in data_files(axis).items()}
+    if axis.name == "gender":
+        files["README.md"] = build.render()["data/README.md"]
+    else:
+        files["README.md"] = generic_card(axis)
+    if _profession_subjects(axis):
+        for name in ("professions.json", "LICENSE-professions"):
+            files[name] = (DATA_DIR / name).read_text(encoding="utf-8")
+    return files
+
+
+def export(out_dir: Path, overwrite: bool = False, axis: str = "gender") -> Path:
+    spec = load_axis(axis)
+    files = hub_files(spec)
     with atomic_output_dir(out_dir, overwrite) as tmp:
-        for rel in EXPORTED:
+        for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(DATA_DIR / rel, tmp / rel)
-        info = provenance(build_seed=load_axis("gender").seed, files=EXPORTED)
+            (tmp / rel).write_text(text, encoding="utf-8")
+        info = provenance(axis=spec.name, build_seed=spec.seed, files=sorted(files))
         write_json(tmp / "export.json", info)
     return Path(out_dir)
 
@@ -53,14 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Upload with: huggingface-cli upload ORG/NAME OUT_DIR --repo-type dataset",
     )
     parser.add_argument("out_dir", type=Path, help="folder to create (must not exist)")
+    parser.add_argument("--axis", default="gender", help="a built-in axis or a spec file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     args = parser.parse_args(argv)
     try:
-        path = export(args.out_dir, overwrite=args.overwrite)
-    except (FileExistsError, RuntimeError) as err:
+        path = export(args.out_dir, overwrite=args.overwrite, axis=args.axis)
+    except (FileExistsError, AxisSpecError) as err:
         print(f"lftf-export-dataset: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {path} ({len(EXPORTED) + 1} files)")
+    print(f"wrote {path} ({len(list(path.rglob('*.*')))} files)")
     return 0
 
 

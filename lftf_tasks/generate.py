@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lftf_tasks.axis import AxisSpecError, data_files, load_axis
@@ -62,23 +64,65 @@ def task_names(axis) -> list[str]:
     return [b, *scales, f"{b}_dev", *[f"{t}_dev" for t in scales], h, f"{h}_dev"]
 
 
-def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, str]:
-    """{file name: text} of the task folder. ``spec_ref``/``data_ref``: Python expressions
-    for utils.py that give the spec and the data folder."""
-    b, h = axis.bias_task, axis.hint_task
-    head = HEADER.format(source=source)
+@dataclass(frozen=True)
+class Layout:
+    """Where a task folder's data comes from, and the utils.py that goes with it: the
+    plugin's own files (``plugin_layout``) or a Hub dataset (lftf_tasks.upstream)."""
+
+    header: str  # the comment every yaml starts with
+    bias_data: str  # yaml lines that load the bias dataset
+    hint_data: str  # ... and the hint dataset
+    dev_split: str  # what the dev split is called
+    scale_data: Callable[[str], str]  # yaml lines that keep one scale
+    utils: str  # utils.py
+
+
+def plugin_layout(axis, spec_ref: str, data_ref: str, source: str) -> Layout:
+    """The plugin's: data read by lftf_tasks.hooks from a data folder. ``spec_ref`` and
+    ``data_ref``: Python expressions for utils.py that give the spec and the data folder."""
     slope_import, slope_functions = "", ""
     if axis.slopes:  # the aggregations the yaml files name
         slope_import = "from lftf_tasks import slopes\n"
         slope_functions = "".join(
             f"{name} = slopes.{name}\n" for name in sorted(set(SLOPE_AGGREGATIONS.values()))
         )
+    utils = f'''"""lm-eval hooks of the {axis.name} axis.
+
+Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
+"""
+
+from pathlib import Path
+
+{slope_import}from lftf_tasks.axis import load_axis
+from lftf_tasks.hooks import TaskHooks
+
+_hooks = TaskHooks(load_axis({spec_ref}), {data_ref})
+load_bias = _hooks.load_bias
+load_hint = _hooks.load_hint
+process_bias_results = _hooks.process_bias_results
+process_hint_results = _hooks.process_hint_results
+{slope_functions}'''
+    if "Path" not in spec_ref + data_ref:
+        utils = utils.replace("from pathlib import Path\n\n", "")
+    return Layout(
+        header=HEADER.format(source=source),
+        bias_data="custom_dataset: !function utils.load_bias\n",
+        hint_data="custom_dataset: !function utils.load_hint\n",
+        dev_split="dev",
+        scale_data=lambda scale: f"dataset_kwargs:\n  scale: {scale}\n",
+        utils=utils,
+    )
+
+
+def render_tasks(axis, layout: Layout) -> dict[str, str]:
+    """{file name: text} of an axis's task folder, its data as ``layout`` says."""
+    b, h, head, dev = axis.bias_task, axis.hint_task, layout.header, layout.dev_split
     template = f"_{b}_template_yaml"
     files = {
         template: head
+        + layout.bias_data
         + "output_type: multiple_choice\n"
-        + "custom_dataset: !function utils.load_bias\n"
-        + "training_split: train\nvalidation_split: dev\ntest_split: test\n"
+        + f"training_split: train\nvalidation_split: {dev}\ntest_split: test\n"
         + 'doc_to_text: "{{prompt}}"\n'
         + f"# One loglikelihood request per group word, in group order: {axis.labels}\n"
         + f"doc_to_choice: {json.dumps(axis.choices)}\n"
@@ -92,12 +136,12 @@ def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, s
         + f"metadata:\n  version: {axis.version}\n  num_fewshot: 0\n"
     }
     for scale in axis.scales:
-        for suffix, split in (("", None), ("_dev", "dev")):
+        for suffix, split in (("", None), ("_dev", dev)):
             files[f"{b}_{scale}{suffix}.yaml"] = (
                 head
                 + f"include: {template}\ntask: {b}_{scale}{suffix}\n"
                 + (f"test_split: {split}\n" if split else "")
-                + f"dataset_kwargs:\n  scale: {scale}\n"
+                + layout.scale_data(scale)
             )
     aggregate = "".join(
         f"  - metric: {name}\n    weight_by_size: true\n"
@@ -124,54 +168,39 @@ def render_tasks(axis, spec_ref: str, data_ref: str, source: str) -> dict[str, s
     files[f"{h}.yaml"] = (
         head
         + f"include: {template}\ntask: {h}\n"
-        + "custom_dataset: !function utils.load_hint\n"
-        + "training_split: null\nvalidation_split: dev\ntest_split: test\n"
+        + layout.hint_data
+        + f"training_split: null\nvalidation_split: {dev}\ntest_split: test\n"
         + "process_results: !function utils.process_hint_results\n"
         + "metric_list:\n"
         + _metric_block(_metrics(axis, hint=True))
     )
-    files[f"{h}_dev.yaml"] = head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: dev\n"
-    files["utils.py"] = f'''"""lm-eval hooks of the {axis.name} axis.
-
-Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
-"""
-
-from pathlib import Path
-
-{slope_import}from lftf_tasks.axis import load_axis
-from lftf_tasks.hooks import TaskHooks
-
-_hooks = TaskHooks(load_axis({spec_ref}), {data_ref})
-load_bias = _hooks.load_bias
-load_hint = _hooks.load_hint
-process_bias_results = _hooks.process_bias_results
-process_hint_results = _hooks.process_hint_results
-{slope_functions}'''
-    if "Path" not in spec_ref + data_ref:
-        files["utils.py"] = files["utils.py"].replace("from pathlib import Path\n\n", "")
+    files[f"{h}_dev.yaml"] = head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: {dev}\n"
+    files["utils.py"] = layout.utils
     return files
 
 
 def builtin_task_files(name: str) -> dict[str, str]:
     axis = load_axis(name)
-    return render_tasks(
+    layout = plugin_layout(
         axis,
         spec_ref=json.dumps(name),
         data_ref='Path(__file__).resolve().parents[2] / "data"',
         source=f"lftf_tasks/axes/{name}.yaml",
     )
+    return render_tasks(axis, layout)
 
 
 def folder_files(spec: str | Path) -> dict[str, str]:
     """Everything a self-contained task folder for a spec (file or built-in name) holds."""
     axis = load_axis(spec)
     spec = axis.source
-    files = render_tasks(
+    layout = plugin_layout(
         axis,
         spec_ref='Path(__file__).parent / "axis.yaml"',
         data_ref='Path(__file__).parent / "data"',
         source=Path(spec).name,
     )
+    files = render_tasks(axis, layout)
     files["axis.yaml"] = Path(spec).read_text(encoding="utf-8")
     files.update({f"data/{rel}": text for rel, text in data_files(axis).items()})
     return files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -234,11 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fpft-lr", type=float, help="FPFT learning rate (default: --tuned-lr)")
     g.add_argument("--fpft-epochs", type=int, default=1, help="FPFT epochs (default 1)")
     g.add_argument("--seeds", default="1,2,3,4,5", help="BMI robustness seeds (default 1,2,3,4,5)")
-    g.add_argument(
-        "--general-tasks",
-        default="",
-        help="lm-eval tasks run in the same harness call, e.g. mmlu,gsm8k,hellaswag (need the hub)",
-    )
     g.add_argument("--pb-instruction", help="the PB baseline's instruction (default: see report)")
     g.add_argument("--limit", type=int, help="lm-eval --limit per task (quick, not comparable)")
     g.add_argument(
@@ -273,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="lm-eval --limit per task (for quick checks; omit for real numbers).",
     )
+    for p in (run, report):
+        p.add_argument(
+            "--general-tasks",
+            default="",
+            help="lm-eval tasks run in the same harness call, e.g. mmlu,gsm8k,hellaswag (from "
+            "lm-eval's registry, which needs the hub, or from --include-path)",
+        )
+        p.add_argument(
+            "--include-path",
+            help="your own lm-eval task folders (DIR or DIR:DIR), searched after ours, as "
+            "lm_eval's --include_path: local or offline tasks for --general-tasks",
+        )
     return parser
 
 
@@ -337,6 +345,7 @@ def _main(argv: list[str]) -> int:
 
 def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
     from lftf_train import pipeline
+    from lftf_train.evaluate import Evaluation
 
     if args.command == "locate":
         pipeline.run_locate(config, out_dir, args.overwrite, seeds=seeds)
@@ -349,7 +358,8 @@ def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
             fpft_lr=args.fpft_lr,
             fpft_epochs=args.fpft_epochs,
             seeds=seeds,
-            general_tasks=[t for t in args.general_tasks.split(",") if t],
+            general_tasks=_csv(args.general_tasks),
+            include_path=_paths(args.include_path),
             limit=args.limit,
             pb_instruction=args.pb_instruction or PB_INSTRUCTION,
             save_adapters=args.save_adapters,
@@ -372,9 +382,29 @@ def _run(args, config: LFTFConfig, out_dir: Path, *, seeds, lrs) -> None:
             args.overwrite,
             merged=args.merged,
             naive=args.naive,
-            evaluate=args.command == "run",
-            eval_limit=getattr(args, "limit", None),
+            evaluation=Evaluation(
+                limit=args.limit,
+                general_tasks=_csv(args.general_tasks),
+                include_path=_paths(args.include_path),
+            )
+            if args.command == "run"
+            else None,
         )
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _paths(text: str | None) -> list[str] | None:
+    """'a:b' -> ['a', 'b'], each an existing folder (checked before any work)."""
+    if not text:
+        return None
+    paths = [p for p in text.split(os.pathsep) if p]
+    missing = [p for p in paths if not Path(p).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"--include-path {':'.join(missing)}: no such folder")
+    return paths
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass, field
 
 from lftf_tasks.axis import Axis
 from lftf_tasks.slopes import SLOPE_METRICS
@@ -19,13 +20,38 @@ class _QuietCustomDatasetNote(logging.Filter):
 logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
 
 
-@functools.lru_cache(maxsize=2)
-def _task_manager(with_lm_eval_tasks: bool):
+@functools.lru_cache(maxsize=4)
+def _task_manager(with_lm_eval_tasks: bool, include_path: tuple[str, ...] = ()):
     """Indexing lm-eval's thousands of task files takes seconds: do it once, and not at all
-    when only our tasks are asked for."""
+    when only our tasks are asked for. ``include_path``: a user's task folders, searched
+    after ours (a task of theirs with one of our names wins), as lftf-eval does."""
     from lftf_tasks import task_manager
 
-    return task_manager(include_defaults=with_lm_eval_tasks)
+    return task_manager(list(include_path), include_defaults=with_lm_eval_tasks)
+
+
+@dataclass
+class Evaluation:
+    """What lm-eval runs besides the axis's own tasks, for `run` and `report`."""
+
+    limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
+    general_tasks: list[str] = field(default_factory=list)  # e.g. mmlu,hellaswag
+    include_path: list[str] | None = None  # a user's task folders, e.g. for general_tasks
+
+    def tasks(self, axis: Axis) -> list[str]:
+        return [axis.bias_task, axis.hint_task, *self.general_tasks]
+
+
+def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
+    """One headline metric per general lm-eval task: ``<task>_acc`` and the like."""
+    out = {}
+    for task in tasks:
+        metrics = results["results"].get(task, {})
+        for key in ("acc,none", "acc_norm,none", "exact_match,strict-match", "exact_match,none"):
+            if key in metrics:
+                out[f"{task}_{key.split(',')[0]}"] = metrics[key]
+                break
+    return out
 
 
 def lm_eval_model_args(resolved_model: str, config) -> str:
@@ -45,19 +71,22 @@ def run_lm_eval(
     limit: int | None = None,
     system_instruction: str | None = None,
     log_samples: bool = False,
+    include_path: list[str] | None = None,
 ) -> dict:
-    """``lm_eval --model hf --model_args MODEL_ARGS --tasks ...`` in-process."""
+    """``lm_eval --model hf --model_args MODEL_ARGS --tasks ... [--include_path ...]``,
+    in-process."""
     import lm_eval
     import torch
 
-    from lftf_tasks import TASK_NAMES
+    from lftf_tasks import TASK_NAMES, include_paths
 
+    include_path = tuple(include_paths(include_path)[1:])  # checked; ours come first anyway
     return lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=list(tasks),
-        task_manager=_task_manager(not set(tasks) <= set(TASK_NAMES)),
+        task_manager=_task_manager(not set(tasks) <= set(TASK_NAMES), include_path),
         batch_size=batch_size,
         limit=limit,
         system_instruction=system_instruction,

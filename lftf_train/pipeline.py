@@ -10,18 +10,28 @@ import torch
 from accelerate import Accelerator
 
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
+from lftf_tasks.slopes import SLOPE_METRICS
 from lftf_train import models, plots
 from lftf_train.adapters import wrap_edited, wrap_for_training
 from lftf_train.config import BMI_SOURCES, LFTFConfig
 from lftf_train.editors import dama, sequence
 from lftf_train.editors.common import corpus, down_proj_name, read_corpus, second_moments
-from lftf_train.evaluate import bias_summary, lm_eval_model_args, run_lm_eval, summary_columns
+from lftf_train.evaluate import (
+    Evaluation,
+    bias_summary,
+    general_metrics,
+    lm_eval_model_args,
+    run_lm_eval,
+    summary_columns,
+)
 from lftf_train.export import save_adapter, save_merged
 from lftf_train.locate import choose_blocks, locate_blocks, ranking_key
 from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import target_token_ids
 from lftf_train.tables import cell, comparison_table, markdown_table
 from lftf_train.train import finetune
+
+SLOPE_KEYS = set(SLOPE_METRICS)
 
 
 def footer(info: dict, seed: int) -> str:
@@ -86,11 +96,11 @@ def run_finetune(
     *,
     merged: bool = False,
     naive: bool = False,
-    evaluate: bool = False,
-    eval_limit: int | None = None,
+    evaluation: Evaluation | None = None,
     log=print,
 ) -> dict:
-    """Locate (when blocks='auto'), fine-tune, save; with ``evaluate`` also lm-eval before/after.
+    """Locate (when blocks='auto'), fine-tune, save; with ``evaluation`` also lm-eval before
+    and after (the axis's tasks and evaluation.general_tasks).
 
     Under ``accelerate launch`` every process trains on its share of each batch; only the
     main process logs, evaluates and writes.
@@ -107,11 +117,11 @@ def run_finetune(
         f"terms {','.join(config.terms)}, lr {config.lr:g}, {config.epochs} epochs)"
     )
     model_args = lm_eval_model_args(resolved, config)
-    tasks = [axis.bias_task, axis.hint_task]
     before = None
-    if evaluate and main:
+    if evaluation is not None and main:
+        tasks = evaluation.tasks(axis)
         log(f"evaluating the original model with lm-eval ({', '.join(tasks)}) ...")
-        before = run_lm_eval(model_args, tasks, limit=eval_limit)
+        before = _evaluate(model_args, axis, evaluation)
 
     peft_model = wrap_for_training(model, config, blocks)
     n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -160,10 +170,10 @@ def run_finetune(
         )
         if located:
             write_locate_outputs(tmp, located, resolved)
-        if evaluate:
+        if evaluation is not None:
             log("evaluating the fine-tuned model with lm-eval (pretrained=BASE,peft=OUT) ...")
-            after = run_lm_eval(f"{model_args},peft={tmp}", tasks, limit=eval_limit)
-            _write_summary(tmp, run_info, config, blocks, before, after, eval_limit, log)
+            after = _evaluate(f"{model_args},peft={tmp}", axis, evaluation)
+            _write_summary(tmp, run_info, config, blocks, before, after, evaluation, log)
         if merged:
             save_merged(peft_model, tokenizer, tmp / "merged")
     log(f"wrote {out_dir}  (lm-eval: --model_args pretrained={resolved},peft={out_dir})")
@@ -171,14 +181,29 @@ def run_finetune(
     return run_info
 
 
-def _write_summary(folder, run_info, config, blocks, before, after, limit, log) -> None:
+def _evaluate(model_args: str, axis, evaluation: Evaluation) -> dict:
+    return run_lm_eval(
+        model_args,
+        evaluation.tasks(axis),
+        limit=evaluation.limit,
+        include_path=evaluation.include_path,
+    )
+
+
+def _write_summary(folder, run_info, config, blocks, before, after, evaluation, log) -> None:
     """summary.md (lm-eval before and after, side by side) and the run record with both."""
     axis = config.load_axis()
-    rows = {"original": bias_summary(before, axis), "LFTF": bias_summary(after, axis)}
-    table = comparison_table(rows, summary_columns(axis), baseline="original")
+    rows = {
+        name: {**bias_summary(r, axis), **general_metrics(r, evaluation.general_tasks)}
+        for name, r in (("original", before), ("LFTF", after))
+    }
+    general = sorted(set(rows["original"]) - {k for k, _ in summary_columns(axis)})
+    general = [(k, k) for k in general if not k.endswith("_stderr") and k not in SLOPE_KEYS]
+    table = comparison_table(rows, summary_columns(axis) + general, baseline="original")
     run_info["evaluation"] = {
         "rows": rows,
-        "limit": limit,
+        "limit": evaluation.limit,
+        "general_tasks": evaluation.general_tasks,
         "lm_eval_before": before["results"],
         "lm_eval_after": after["results"],
     }

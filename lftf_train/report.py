@@ -33,6 +33,7 @@ from lftf_train.editors.dama import span
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
     bias_summary,
+    general_metrics,
     lm_eval_model_args,
     run_lm_eval,
     summary_columns,
@@ -79,6 +80,7 @@ class ReportSettings:
     fpft_epochs: int = 1
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     general_tasks: list[str] = field(default_factory=list)
+    include_path: list[str] | None = None  # a user's lm-eval task folders
     limit: int | None = None
     pb_instruction: str = PB_INSTRUCTION
     save_adapters: bool = False
@@ -141,18 +143,6 @@ def per_profession_gap(samples: dict, axis: Axis) -> dict[str, float]:
             for s in rows:
                 gaps[s["doc"][axis.subject_field]].append(s["gap"])
     return {p: sum(v) / len(v) for p, v in gaps.items()}
-
-
-def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
-    """One headline metric per general lm-eval task: ``<task>_acc`` and the like."""
-    out = {}
-    for task in tasks:
-        metrics = results["results"].get(task, {})
-        for key in ("acc,none", "acc_norm,none", "exact_match,strict-match", "exact_match,none"):
-            if key in metrics:
-                out[f"{task}_{key.split(',')[0]}"] = metrics[key]
-                break
-    return out
 
 
 def _prompt_prefix(samples: dict, axis: Axis) -> str:
@@ -256,6 +246,7 @@ def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -
         limit=rows.settings.limit,
         system_instruction=instruction,
         log_samples=True,
+        include_path=rows.settings.include_path,
     )
     write_json(
         folder / "lm_eval_results.json",

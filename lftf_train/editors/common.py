@@ -210,7 +210,7 @@ def subject_offsets(tokenizer, texts: list[str], subject: str) -> list[int]:
 def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -> list[str]:
     """Text for the keys' second moment: sampled from the model itself (top-k 5, seeded),
     cached under the lftf cache folder. The reference uses Wikipedia, which is not here."""
-    key = hashlib.sha256(f"corpus-v2|{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"corpus-v3|{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
     path = cache_root() / "corpus" / f"{key}.txt"
     if path.exists():
         return path.read_text(encoding="utf-8").split("\n\x1e\n")
@@ -219,15 +219,17 @@ def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -
     starts = ["The", "Therefore", "Because", "I", "You", "In", "When", "A", "It", "We"]
     device = next(model.parameters()).device
     texts, tokens = [], 0
-    while tokens < n_tokens:  # one batch of 64 long samples is usually enough
-        batch = encode(tokenizer, [rng.choice(starts) for _ in range(64)], device)
+    rows = 128
+    new = n_tokens // rows + 8  # one batch usually suffices: no sample may stop early
+    while tokens < n_tokens:
+        batch = encode(tokenizer, [rng.choice(starts) for _ in range(rows)], device)
         batch.pop("position_ids")
-        new = min(320, max(16, n_tokens // 64 + 8))
         out = model.generate(
             **batch,
             do_sample=True,
             top_k=5,
             max_new_tokens=new,
+            min_new_tokens=new,
             pad_token_id=tokenizer.pad_token_id,
         )
         for row in out:

@@ -78,7 +78,22 @@ def test_export_writes_a_hub_ready_folder_and_refuses_to_overwrite(tmp_path, cap
     assert export.main([str(out)]) == 0
     assert (out / "README.md").read_text().startswith("---\nlicense: mit")
     info = json.loads((out / "export.json").read_text())
-    assert info["produced_by"].startswith("lftf ") and info["files"] == export.EXPORTED
+    assert info["produced_by"].startswith("lftf ") and info["axis"] == "gender"
+    assert info["files"] == sorted(
+        [
+            "LICENSE-professions",
+            "README.md",
+            "genbiaseval/dev.jsonl",
+            "genbiaseval/test.jsonl",
+            "genbiaseval/train.jsonl",
+            "genhinteval/dev.jsonl",
+            "genhinteval/test.jsonl",
+            "professions.json",
+        ]
+    )
+    for rel in info["files"]:  # the shipped files, byte for byte
+        shipped = DATA_DIR / rel
+        assert (out / rel).read_bytes() == shipped.read_bytes(), rel
     bias = datasets.load_dataset(str(out), "genbiaseval", cache_dir=str(tmp_path / "c"))
     assert {k: len(v) for k, v in bias.items()} == {"train": 943, "validation": 471, "test": 944}
     hint = datasets.load_dataset(str(out), "genhinteval", cache_dir=str(tmp_path / "c"))

@@ -274,3 +274,11 @@ def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_pa
         run["history"][0]["dev"]
     )
     assert "afgb" not in run["history"][0]["dev"] and "ub" not in run["history"][0]["dev"]
+
+
+def test_run_refuses_a_missing_include_path_before_any_work(tiny_llama, tmp_path, capsys):
+    path, _, _ = tiny_llama
+    argv = ["run", "--model", path, "--include-path", "/no/such/tasks", "--output-dir"]
+    code, _, err = lftf_train(capsys, *argv, tmp_path / "o")
+    assert code == 2 and "--include-path /no/such/tasks: no such folder" in err
+    assert not (tmp_path / "o").exists()

@@ -27,12 +27,39 @@ ROWS = [
 ]
 
 
+QUESTIONS = [
+    ("The nurse smiled because", ["she", "he", "they"], 0),
+    ("The pilot went to bed because", ["he", "she", "they"], 1),
+    ("The teacher laughed because", ["they", "she", "he"], 2),
+    ("The cook stayed at home because", ["she", "they", "he"], 0),
+    ("The judge smiled because", ["he", "they", "she"], 1),
+    ("The baker laughed because", ["they", "he", "she"], 2),
+]
+
+
+def local_task(folder) -> str:
+    """A small multiple-choice lm-eval task of one's own (JSONL + YAML), not in any registry."""
+    folder.mkdir()
+    rows = [{"question": q, "choices": c, "answer": a} for q, c, a in QUESTIONS]
+    (folder / "local_mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "local_mc.yaml").write_text(
+        "task: local_mc\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'local_mc.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: answer\n'
+        "metric_list:\n  - metric: acc\n"
+    )
+    return str(folder)
+
+
 @pytest.fixture(scope="module")
 def report(tiny_llama, tmp_path_factory):
     path, _, _ = tiny_llama
     out = tmp_path_factory.mktemp("report") / "out"
     args = ["report", "--model", path, "--limit", "20", "--tuned-epochs", "1", "--seeds", "1,2"]
     args += ["--dama-layers", "2-3", "--dama-ranks", "2,4", "--edit-limit", "2"]
+    tasks = local_task(tmp_path_factory.mktemp("my_tasks") / "tasks")
+    args += ["--general-tasks", "local_mc", "--include-path", tasks]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LFTF_CACHE", str(tmp_path_factory.mktemp("cache")))  # MEMIT's corpus
         assert cli.main([*args, "--output-dir", str(out)]) == 0
@@ -164,3 +191,27 @@ def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report)
         assert ",peft=" in raw["model_args"]
     assert info["rows"]["MEMIT"]["layers"] == [1, 2]  # 4-8 of 28 scaled to 4, below the top
     assert "hypernetwork" in rows["MEND"]["status"]
+
+
+def test_a_users_own_task_runs_in_the_same_harness_call_for_every_row(report, tiny_llama):
+    import lm_eval
+
+    from lftf_tasks import task_manager
+
+    out, rows, info = report
+    folder = info["settings"]["include_path"][0]
+    for name, row in rows.items():
+        if not row["status"].startswith("not run"):
+            assert row["local_mc_acc"] != "", name
+    assert "| local_mc_acc |" in (out / "report.md").read_text().replace(" ↑", "")
+    direct = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={tiny_llama[0]}",
+        tasks=["local_mc"],
+        device="cpu",
+        limit=20,
+        task_manager=task_manager(folder),
+    )
+    assert float(rows["Original"]["local_mc_acc"]) == direct["results"]["local_mc"]["acc,none"]
+    raw = json.loads((out / "rows" / "dama" / "lm_eval_results.json").read_text())
+    assert float(rows["DAMA"]["local_mc_acc"]) == raw["results"]["local_mc"]["acc,none"]
