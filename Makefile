@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,
-# LFTF, FPFT, PB, ablations), through lm-eval: report.md, results.csv, figures (~7 min).
+# LFTF, FPFT, PB, DAMA, ROME, R-ROME, MEMIT, ablations), through lm-eval: report.md,
+# results.csv, figures (~12 min).
 demo: install
 	$(BIN)/lftf-train report --output-dir $(OUT)/report --overwrite
 
@@ -41,13 +42,14 @@ eval: install
 bench: install
 	$(BIN)/python bench/bench_trainer.py
 
-# Everything (~4 min on 2 cores); pytest lists the 15 slowest tests at the end.
+# Everything (~5 min on 2 cores); pytest lists the 15 slowest tests at the end.
 test: install
 	$(BIN)/python -m pytest -q
 
-# Every test that does not need SmolLM2: tiny random models with tokenizers of their own (<1 min).
+# The unit tests: tiny random models with tokenizers of their own, no SmolLM2 and none of
+# the slower integration tests (<1 min).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not smollm2"
+	$(BIN)/python -m pytest -q -m "not smollm2 and not slow"
 
 lint: install
 	$(BIN)/ruff check lftf_tasks lftf_train tests bench examples

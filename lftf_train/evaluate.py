@@ -23,8 +23,9 @@ logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
 @functools.lru_cache(maxsize=4)
 def _task_manager(with_lm_eval_tasks: bool, include_path: tuple[str, ...] = ()):
     """Indexing lm-eval's thousands of task files takes seconds: do it once, and not at all
-    when only our tasks are asked for. ``include_path``: a user's task folders, searched
-    after ours (a task of theirs with one of our names wins), as lftf-eval does."""
+    when every task asked for is ours or the user's. ``include_path``: a user's task
+    folders, searched after ours (a task of theirs with one of our names wins), as
+    lftf-eval does."""
     from lftf_tasks import task_manager
 
     return task_manager(list(include_path), include_defaults=with_lm_eval_tasks)
@@ -81,12 +82,14 @@ def run_lm_eval(
     from lftf_tasks import TASK_NAMES, include_paths
 
     include_path = tuple(include_paths(include_path)[1:])  # checked; ours come first anyway
+    local = _task_manager(False, include_path)
+    with_lm_eval_tasks = not set(tasks) <= set(local.all_tasks) | set(TASK_NAMES)
     return lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=list(tasks),
-        task_manager=_task_manager(not set(tasks) <= set(TASK_NAMES), include_path),
+        task_manager=_task_manager(with_lm_eval_tasks, include_path),
         batch_size=batch_size,
         limit=limit,
         system_instruction=system_instruction,

@@ -35,6 +35,7 @@ def test_lftf_eval_help_explains_itself_and_shows_lm_eval_options(capsys):
     assert "--model_args" in out
 
 
+@pytest.mark.slow
 def test_wrong_task_name_is_a_clear_error_not_a_traceback():
     argv = ["--model", "hf", "--model_args", "pretrained=unused", "--tasks", "genbiaseval_wordz"]
     with pytest.raises(SystemExit) as exit_:
@@ -50,6 +51,7 @@ def test_missing_include_path_is_a_clear_error():
     assert "/no/such/dir" in str(exit_.value.code) and "not a directory" in str(exit_.value.code)
 
 
+@pytest.mark.slow
 def test_lftf_eval_merges_a_users_include_path(tiny_llama, tmp_path):
     path, _, _ = tiny_llama
     user_tasks = tmp_path / "my_tasks"

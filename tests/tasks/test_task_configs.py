@@ -17,7 +17,8 @@ AXIS_OF = {t: a for a in AXES for t in task_names(a)}
 
 @pytest.fixture(scope="module")
 def manager():
-    return task_manager()
+    """Our tasks only (indexing lm-eval's thousands of task files takes seconds)."""
+    return task_manager(include_defaults=False)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def docs(task):
     return list(islice(source, LIMIT))
 
 
-def test_task_manager_knows_our_tasks_beside_lm_evals(manager):
+@pytest.mark.slow
+def test_task_manager_knows_our_tasks_beside_lm_evals():
+    manager = task_manager()
     for name in TASK_NAMES:
         assert name in manager.all_tasks
     assert "hellaswag" in manager.all_tasks and "mmlu" in manager.all_groups

@@ -166,6 +166,7 @@ def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_pat
     assert "afgb" not in table.lower() and (out / "sweep.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
     path, _, _ = tiny_llama
     out = tmp_path / "o"
@@ -204,6 +205,7 @@ def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
     path, out = trained
     env = {**os.environ, "ACCELERATE_USE_CPU": "1"}

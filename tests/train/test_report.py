@@ -9,6 +9,8 @@ import pytest
 from lftf_train import cli
 from lftf_train.report import NOT_RUN, PB_INSTRUCTION, slug
 
+pytestmark = pytest.mark.slow
+
 ROWS = [
     "Original",
     "LFTF (paper defaults)",
@@ -210,7 +212,7 @@ def test_a_users_own_task_runs_in_the_same_harness_call_for_every_row(report, ti
         tasks=["local_mc"],
         device="cpu",
         limit=20,
-        task_manager=task_manager(folder),
+        task_manager=task_manager(folder, include_defaults=False),
     )
     assert float(rows["Original"]["local_mc_acc"]) == direct["results"]["local_mc"]["acc,none"]
     raw = json.loads((out / "rows" / "dama" / "lm_eval_results.json").read_text())
