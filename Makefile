@@ -8,7 +8,7 @@ TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
 
-.PHONY: install demo lftf religion eval bench test test-fast lint format data clean
+.PHONY: install demo lftf religion editors eval bench test test-fast lint format data clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,14 @@ lftf: install
 religion: install
 	$(BIN)/lftf-train run --axis religion --blocks 29 --lr 1e-3 --epochs 8 \
 	  --output-dir $(OUT)/lftf-religion --overwrite
+
+# The knowledge editors (ROME, R-ROME, MEMIT) over all 943 GenBiasEval-train requests, one
+# report each (hours on a CPU; make demo runs 6 edits each).
+editors: install
+	for row in ROME R-ROME MEMIT; do \
+	  $(BIN)/lftf-train report --rows $$row --edit-limit 943 --seeds 1 \
+	    --output-dir $(OUT)/editors/$$row --overwrite || exit 1; \
+	done
 
 eval: install
 	$(BIN)/lftf-eval --model hf \
