@@ -102,26 +102,32 @@ def _train(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The value optimisation and second-moment settings DAMA and the knowledge editors share.
+VALUE_FLAGS = {
+    "v_num_grad_steps": int,
+    "v_lr": float,
+    "v_weight_decay": float,
+    "clamp_norm_factor": float,
+    "kl_factor": float,
+    "mom2_update_weight": float,
+    "cov_tokens": int,
+}
+
+
+def _value_flags(group, helps: dict[str, str], extra: dict[str, type]) -> None:
+    for name, kind in {**VALUE_FLAGS, **extra}.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=helps[name])
+    group.add_argument("--cov-text", dest="cov_text", help=helps["cov_text"])
+
+
 def _dama(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("DAMA")
     g.add_argument("--layers", action="append", help=DAMA_HELP["layers"] + " Repeat to sweep.")
     g.add_argument("--ranks", help=DAMA_HELP["ranks"] + " Default: 8,16,32,64,128.")
     g.add_argument("--rank", type=int, dest="rank", help="One rank: no choice on dev.")
     g.add_argument("--targets", help=DAMA_HELP["targets"] + " Default: he,she,they.")
-    for name, kind in (
-        ("v_num_grad_steps", int),
-        ("v_lr", float),
-        ("v_weight_decay", float),
-        ("clamp_norm_factor", float),
-        ("kl_factor", float),
-        ("mom2_update_weight", float),
-        ("value_batch_size", int),
-        ("cov_tokens", int),
-        ("min_ub_ratio", float),
-    ):
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=DAMA_HELP[name])
+    _value_flags(g, DAMA_HELP, {"value_batch_size": int, "min_ub_ratio": float})
     g.add_argument("--whitening", action="store_true", default=None, help=DAMA_HELP["whitening"])
-    g.add_argument("--cov-text", dest="cov_text", help=DAMA_HELP["cov_text"])
 
 
 def _edit(parser: argparse.ArgumentParser) -> None:
@@ -130,17 +136,7 @@ def _edit(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", help=EDIT_HELP["layers"])
     g.add_argument("--limit", type=int, help=EDIT_HELP["limit"])
     g.add_argument("--target", choices=TARGET_RULES, help=EDIT_HELP["target"])
-    for name, kind in (
-        ("v_num_grad_steps", int),
-        ("v_lr", float),
-        ("v_weight_decay", float),
-        ("clamp_norm_factor", float),
-        ("kl_factor", float),
-        ("mom2_update_weight", float),
-        ("cov_tokens", int),
-    ):
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=EDIT_HELP[name])
-    g.add_argument("--cov-text", dest="cov_text", help=EDIT_HELP["cov_text"])
+    _value_flags(g, EDIT_HELP, {})
     g.add_argument(
         "--mom2-adjustment",
         dest="mom2_adjustment",

@@ -39,6 +39,22 @@ def footer(info: dict, seed: int) -> str:
     return f"{info['produced_by']}  {info.get('model', '')}  seed {seed}  {info['date']}"
 
 
+def run_record(config, resolved: str, **extra) -> dict:
+    """What every command's record states: the provenance, the model, the seed, the config,
+    the axis and the names (and dev tasks) of its metrics."""
+    axis = config.load_axis()
+    return provenance(
+        model=config.model,
+        resolved_model=resolved,
+        seed=config.seed,
+        config=config.to_dict(),
+        axis=axis.name,
+        metrics=axis.metrics,
+        dev_tasks=[f"{axis.bias_task}_dev", f"{axis.hint_task}_dev"],
+        **extra,
+    )
+
+
 def write_locate_outputs(folder: Path, report: dict, resolved_model: str) -> None:
     """bmi.json (scores, rankings, provenance), bmi.png and, with the skip locator,
     locators.png."""
@@ -139,16 +155,11 @@ def run_finetune(
         accelerator.wait_for_everyone()
         return {}
 
-    run_info = provenance(
-        model=config.model,
-        resolved_model=resolved,
+    run_info = run_record(
+        config,
+        resolved,
         blocks=blocks,
         trainable_parameters=n_trainable,
-        seed=config.seed,
-        config=config.to_dict(),
-        axis=axis.name,
-        metrics=axis.metrics,
-        dev_tasks=[f"{axis.bias_task}_dev", f"{axis.hint_task}_dev"],
         loss="mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
         best_epoch=result.best_epoch,
         history=result.history,
@@ -250,15 +261,10 @@ def run_sweep(
         f"--blocks {','.join(map(str, blocks))} --lr {chosen['lr']:g} "
         f"--epochs {max(chosen['best_epoch'], 1)}"
     )
-    info = provenance(
-        model=config.model,
-        resolved_model=resolved,
+    info = run_record(
+        config,
+        resolved,
         blocks=blocks,
-        seed=config.seed,
-        config=config.to_dict(),
-        axis=axis.name,
-        metrics=axis.metrics,
-        dev_tasks=[f"{axis.bias_task}_dev", f"{axis.hint_task}_dev"],
         runs=runs,
         chosen_lr=chosen["lr"],
         chosen_epochs=chosen["best_epoch"],
@@ -324,16 +330,10 @@ def apply_dama(model, tokenizer, resolved: str, config, out_dir, log=print) -> t
         moments = lambda layers: second_moments(model, tokenizer, texts, layers)  # noqa: E731
     result = dama.run_dama(model, tokenizer, config, log=log, moments_fn=moments)
     names = [down_proj_name(model, layer) for layer in result["chosen"]["layers"]]
-    axis = config.load_axis()
     model_args = lm_eval_model_args(resolved, config)
-    info = provenance(
-        model=config.model,
-        resolved_model=resolved,
-        seed=config.seed,
-        config=config.to_dict(),
-        axis=axis.name,
-        metrics=axis.metrics,
-        dev_tasks=[f"{axis.bias_task}_dev", f"{axis.hint_task}_dev"],
+    info = run_record(
+        config,
+        resolved,
         edited_modules=names,
         **result,
         load_with=f"lm_eval --model hf --model_args {model_args},peft={out_dir}",
@@ -411,11 +411,9 @@ def apply_edits(model, tokenizer, resolved: str, config, out_dir, log=print) -> 
     result = sequence.run_edits(model, tokenizer, config, texts, log=log)
     names = [down_proj_name(model, block) for block in result["blocks"]]
     model_args = lm_eval_model_args(resolved, config)
-    info = provenance(
-        model=config.model,
-        resolved_model=resolved,
-        seed=config.seed,
-        config=config.to_dict(),
+    info = run_record(
+        config,
+        resolved,
         corpus=config.cov_text or f"{config.cov_tokens} tokens sampled from the model",
         edited_modules=names,
         **result,

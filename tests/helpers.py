@@ -87,3 +87,16 @@ def readme_python_example() -> str:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "simple_eval" in b]
     return block
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `lftf-train ARGS` run in-process through its entry point;
+    argparse errors exit with 2."""
+    from lftf_train import cli
+
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err

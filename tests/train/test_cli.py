@@ -17,18 +17,13 @@ from safetensors.torch import load_file
 
 from lftf_train import cli
 
+from ..helpers import run_cli
+
 BIN = Path(sys.executable).parent
 TINY_RUN = ["--blocks", "3", "--epochs", "1", "--lr", "1e-3", "--seed", "5"]
 
 
-def lftf_train(capsys, *args) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `lftf-train ARGS`; argparse errors exit with 2."""
-    try:
-        code = cli.main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+lftf_train = run_cli
 
 
 @pytest.fixture(scope="module")

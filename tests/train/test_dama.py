@@ -20,6 +20,8 @@ from lftf_train.editors.config import DAMAConfig, default_layers, parse_layer_se
 from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import score_prompts, slope_scores
 
+from ..helpers import run_cli
+
 GENDER = load_axis("gender")
 FAST = {"v_num_grad_steps": 3, "eval_batch_size": 256}
 
@@ -214,11 +216,7 @@ def test_cli_writes_the_adapter_the_record_and_the_dev_sweep(tiny_llama, tmp_pat
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):
     path, _, _ = tiny_llama
-    try:
-        code = cli.main(["dama", "--model", path, *args, "--output-dir", str(tmp_path / "o")])
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "dama", "--model", path, *args, "--output-dir", tmp_path / "o")
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 

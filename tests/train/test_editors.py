@@ -23,6 +23,8 @@ from lftf_train.editors.config import EditConfig
 from lftf_train.editors.values import SplitAtSubject
 from lftf_train.scoring import encode, score_prompts
 
+from ..helpers import run_cli
+
 GENDER = load_axis("gender")
 
 
@@ -201,10 +203,6 @@ def test_cli_writes_every_edit_with_its_efficacy_and_provenance(tiny_llama, tmp_
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):
     path, _, _ = tiny_llama
-    try:
-        code = cli.main(["edit", "--model", path, *args, "--output-dir", str(tmp_path / "o")])
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "edit", "--model", path, *args, "--output-dir", tmp_path / "o")
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
