@@ -12,6 +12,23 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 WORD = r" ?[A-Za-z]+| ?[0-9]+| ?[^A-Za-z0-9\s]+|\s+"
+# The report's rows, in the order of the paper's tables, then LFTF's ablations.
+REPORT_ROWS = [
+    "Original",
+    "LFTF (paper defaults)",
+    "LFTF (dev-tuned)",
+    "FPFT",
+    "PB",
+    "DAMA",
+    "ROME",
+    "R-ROME",
+    "MEMIT",
+    "MEND",
+    "w/o ATT",
+    "w/o MLP",
+    "w/o he",
+    "w/o she",
+]
 # Target and toy-axis words the tests use besides those in the shipped prompts.
 EXTRA_WORDS = ["he", "she", "they", "church", "mosque", "synagogue", "temple"]
 EXTRA_WORDS += ["summer", "winter", "snow", "spring"]

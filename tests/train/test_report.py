@@ -9,24 +9,9 @@ import pytest
 from lftf_train import cli
 from lftf_train.report import NOT_RUN, PB_INSTRUCTION, slug
 
-pytestmark = pytest.mark.slow
+from ..helpers import REPORT_ROWS
 
-ROWS = [
-    "Original",
-    "LFTF (paper defaults)",
-    "LFTF (dev-tuned)",
-    "FPFT",
-    "PB",
-    "DAMA",
-    "ROME",
-    "R-ROME",
-    "MEMIT",
-    "MEND",
-    "w/o ATT",
-    "w/o MLP",
-    "w/o he",
-    "w/o she",
-]
+pytestmark = pytest.mark.slow
 
 
 QUESTIONS = [
@@ -73,7 +58,7 @@ def report(tiny_llama, tmp_path_factory):
 
 def test_every_row_and_file_is_there(report):
     out, rows, _ = report
-    assert list(rows) == ROWS
+    assert list(rows) == REPORT_ROWS
     for name in NOT_RUN:
         assert rows[name]["status"].startswith("not run")
     for name in (
@@ -87,7 +72,7 @@ def test_every_row_and_file_is_there(report):
     ):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
-    for name in ROWS:
+    for name in REPORT_ROWS:
         if name not in ("DAMA", "ROME", "R-ROME", "MEMIT"):  # these name their settings
             assert f"| {name} |" in text, name
     assert "Produced by lftf" in text and "Shortened run" in text

@@ -14,21 +14,12 @@ from lftf_train.report import (
     write_csv,
 )
 
+from ..helpers import REPORT_ROWS
+
 
 def test_row_plan_matches_the_papers_comparisons():
     rows = method_rows(LFTFConfig(), ReportSettings(tuned_lr=3e-4, tuned_epochs=5), [29])
-    assert [name for name, _, _ in rows][:10] == [
-        "Original",
-        "LFTF (paper defaults)",
-        "LFTF (dev-tuned)",
-        "FPFT",
-        "PB",
-        "DAMA",
-        "ROME",
-        "R-ROME",
-        "MEMIT",
-        "MEND",
-    ]
+    assert [name for name, _, _ in rows] == REPORT_ROWS
     plan = {name: (kind, config) for name, kind, config in rows}
     assert (
         plan["LFTF (paper defaults)"][1].lr == 1e-5 and plan["LFTF (paper defaults)"][1].epochs == 2
