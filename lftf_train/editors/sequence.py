@@ -18,6 +18,7 @@ from lftf_train.editors.config import EditConfig
 from lftf_train.scoring import encode, word_token_id
 
 PRONOUNS = ("he", "she")
+LOG_EVERY = 100  # edits between progress lines, for logs where tqdm's bar is off
 
 
 @torch.no_grad()
@@ -91,6 +92,13 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
                     **done,
                 }
             )
+            if len(records) % LOG_EVERY == 0:
+                rate = summary(records)["success_rate"]
+                elapsed = time.perf_counter() - start - setup
+                log(
+                    f"{config.editor}: {len(records)}/{len(todo)} edits in {elapsed:.0f} s, "
+                    f"target likelier after {rate:.0%} of them"
+                )
     return {
         "editor": config.editor,
         "blocks": blocks,

@@ -71,12 +71,12 @@ def test_the_split_forward_equals_a_plain_forward(tiny_llama):
             assert torch.allclose(subject, alone, atol=1e-4)
 
 
-def _edited(tiny_llama, editor, limit=1, **settings):
+def _edited(tiny_llama, editor, limit=1, log=print, **settings):
     path, model, tok = tiny_llama
     model = copy.deepcopy(model)
     config = EditConfig(model=path, editor=editor, limit=limit, cov_tokens=500, **settings)
     texts = ["The nurse smiled because she was happy and the pilot went to bed because he"] * 20
-    result = sequence.run_edits(model, tok, config, lambda: texts, show_progress=False)
+    result = sequence.run_edits(model, tok, config, lambda: texts, log=log, show_progress=False)
     return model, tok, config, result
 
 
@@ -137,9 +137,14 @@ def test_memit_spreads_the_edit_over_its_band(tiny_llama):
     assert result["blocks"] == [1, 2] and result["edits"][0]["blocks"] == [1, 2]
 
 
-def test_edits_accumulate_in_order_with_counter_targets(tiny_llama):
+def test_edits_accumulate_in_order_with_counter_targets(tiny_llama, monkeypatch):
     path, model, tok = tiny_llama
-    _, _, config, result = _edited(tiny_llama, "rome", limit=3, v_num_grad_steps=3)
+    monkeypatch.setattr(sequence, "LOG_EVERY", 2)
+    lines = []
+    _, _, config, result = _edited(
+        tiny_llama, "rome", limit=3, log=lines.append, v_num_grad_steps=3
+    )
+    assert [line.split(" in ")[0] for line in lines[1:]] == ["rome: 2/3 edits"]  # progress
     chosen = sequence.chosen_requests(config, model, tok)
     assert [r["prompt"] for r in result["edits"]] == [c["request"].prompt for c in chosen]
     probs = sequence.pronoun_probs(
