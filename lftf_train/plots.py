@@ -1,5 +1,5 @@
 """Figures (PNG, matplotlib): BMI per block (the paper's Figure 2), locators side by side,
-training curves and bias case studies."""
+training curves, bias case studies and the knowledge editors' edits."""
 
 from __future__ import annotations
 
@@ -205,5 +205,34 @@ def plot_dama_sweep(
         ax.set_title(f"dev {key}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path, footer)
+
+
+def rolling_mean(values, window: int) -> np.ndarray:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    values = np.asarray(values, dtype=float)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_edit_trajectory(edits: dict[str, list[dict]], path: Path, title: str, footer="") -> Path:
+    """Per editor, along its sequence of edits: P(target) on each request's prompt just
+    before and just after its own edit (rolling means). A before-curve that climbs means
+    the earlier edits already moved the later prompts: the edits generalise."""
+    fig, axes = plt.subplots(1, len(edits), figsize=(4.2 * len(edits), 3.4), squeeze=False)
+    for ax, (name, records) in zip(axes[0], edits.items()):
+        window = max(1, len(records) // 20)
+        x = np.arange(1, len(records) + 1)
+        for key, label in (("p_target_before", "before its edit"), ("p_target_after", "after")):
+            ax.plot(x, rolling_mean([r[key] for r in records], window), label=label)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("edit")
+        ax.set_ylabel(f"P(target), mean of {window}")
+        ax.set_title(f"{name}: {len(records)} edits", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path, footer)

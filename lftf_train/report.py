@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import json
 import re
 import shutil
 import time
@@ -365,6 +366,15 @@ def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
         labels=axis.labels,
         footer=note,
     )
+    edits = {
+        name: json.loads((folder / "rows" / slug(name) / "edits.json").read_text())["edits"]
+        for name in EDITOR_ROWS
+        if info["rows"].get(name, {}).get("status") == "ok"
+    }
+    if edits:
+        plots.plot_edit_trajectory(
+            edits, folder / "edits.png", title=f"Sequential edits: {info['model']}", footer=note
+        )
     if tuned not in gaps:  # a report of some rows only
         return (folder / "report.md").write_text(render_markdown(info, settings, axis))
     plots.plot_per_profession(

@@ -177,6 +177,9 @@ def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report)
         raw = json.loads((out / "rows" / slug(name) / "lm_eval_results.json").read_text())
         assert ",peft=" in raw["model_args"]
     assert info["rows"]["MEMIT"]["layers"] == [1, 2]  # 4-8 of 28 scaled to 4, below the top
+    assert (out / "edits.png").stat().st_size > 0 and "](edits.png)" in (
+        out / "report.md"
+    ).read_text()
     assert "hypernetwork" in rows["MEND"]["status"]
 
 

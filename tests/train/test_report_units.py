@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from lftf_tasks.axis import load_axis
+from lftf_train import plots
 from lftf_train.config import LFTFConfig
 from lftf_train.report import (
     ReportSettings,
@@ -76,3 +77,22 @@ def test_csv_has_deltas_against_the_original_and_marks_rows_not_run(tmp_path):
     assert float(out["LFTF"]["delta_afgb_avg"]) == pytest.approx(-0.09)
     assert out["DAMA"]["status"].startswith("not run") and out["DAMA"]["afgb_avg"] == ""
     assert out["LFTF"]["model"] == "m" and out["LFTF"]["produced_by"] == "lftf 0"
+
+
+def test_the_edit_trajectory_plots_rolling_means_of_each_editors_records(monkeypatch, tmp_path):
+    assert plots.rolling_mean([1, 3, 5, 7], 2).tolist() == [1, 2, 4, 6]
+    assert plots.rolling_mean([2, 4], 5).tolist() == [2, 3]
+    records = [{"p_target_before": i / 40, "p_target_after": 1 - i / 80} for i in range(40)]
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, footer: figures.append(fig))
+    plots.plot_edit_trajectory({"ROME": records, "MEMIT": records[:20]}, tmp_path / "e.png", "t")
+    (fig,) = figures
+    rome, memit = fig.axes
+    before, after = (line.get_ydata() for line in rome.get_lines())
+    assert (
+        before.tolist() == plots.rolling_mean([r["p_target_before"] for r in records], 2).tolist()
+    )
+    assert after[-1] == pytest.approx(
+        (records[-1]["p_target_after"] + records[-2]["p_target_after"]) / 2
+    )
+    assert len(memit.get_lines()[0].get_ydata()) == 20 and "20 edits" in memit.get_title()
