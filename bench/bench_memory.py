@@ -27,9 +27,9 @@ import psutil
 
 from lftf_tasks.outputs import versions
 from lftf_train import models
-from lftf_train.adapters import wrap_for_training
-from lftf_train.config import LFTFConfig
-from lftf_train.train import finetune
+from lftf_train.methods.lftf.config import LFTFConfig
+from lftf_train.methods.lftf.model import wrap_for_training
+from lftf_train.methods.lftf.train import finetune
 
 
 def private_memory(process) -> int:

@@ -15,9 +15,9 @@ import torch
 
 from lftf_tasks.outputs import versions
 from lftf_train import models
-from lftf_train.adapters import wrap_for_training
-from lftf_train.config import LFTFConfig
-from lftf_train.train import finetune
+from lftf_train.methods.lftf.config import LFTFConfig
+from lftf_train.methods.lftf.model import wrap_for_training
+from lftf_train.methods.lftf.train import finetune
 
 
 def epoch_seconds(config: LFTFConfig, blocks: list[int], naive: bool) -> tuple[float, list[float]]:

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lftf_tasks.outputs import versions  # noqa: E402
 from lftf_train import data  # noqa: E402
-from lftf_train.adapters import wrap_for_training  # noqa: E402
-from lftf_train.config import LFTFConfig  # noqa: E402
-from lftf_train.locate import locate_blocks  # noqa: E402
+from lftf_train.locating import locate_blocks  # noqa: E402
+from lftf_train.methods.lftf.config import LFTFConfig  # noqa: E402
+from lftf_train.methods.lftf.model import wrap_for_training  # noqa: E402
+from lftf_train.methods.lftf.train import finetune  # noqa: E402
 from lftf_train.scoring import score_prompts  # noqa: E402
-from lftf_train.train import finetune  # noqa: E402
 
 # Qwen/Qwen2.5-7B's config.json (the fields that shape compute and memory).
 SHAPES = {

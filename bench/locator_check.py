@@ -20,12 +20,12 @@ from pathlib import Path
 
 from lftf_tasks.outputs import provenance, write_json
 from lftf_train import data, models
-from lftf_train.adapters import wrap_for_training
-from lftf_train.config import LFTFConfig
-from lftf_train.locate import locate_blocks
+from lftf_train.locating import locate_blocks
+from lftf_train.methods.lftf.config import LFTFConfig
+from lftf_train.methods.lftf.model import wrap_for_training
+from lftf_train.methods.lftf.train import finetune
 from lftf_train.scoring import axis_scores, hinted_groups, score_prompts
 from lftf_train.tables import cell, markdown_table
-from lftf_train.train import finetune
 
 
 def test_scores(model, tokenizer, axis, batch_size) -> dict:

@@ -1,10 +1,14 @@
-"""Method configs as declarative dataclasses: ``RunConfig`` (what every method shares: the
-model, the axis, the seed, ...) and ``LFTFConfig`` (what LFTF trains, and how).
+"""The configs every method shares, declarative like PEFT's: ``RunConfig`` (the model, the
+axis, the seed, ...: every method's run), ``LocateConfig`` (how blocks are ranked) and
+``ValueConfig`` (the value optimisation and second moment DAMA and the knowledge editors
+share). Each method's own config (``LFTFConfig``, ``DAMAConfig``, ...) lives in its folder
+under ``lftf_train/methods/`` and subclasses one of these.
 
-In the spirit of PEFT's configs: every field has a type, a default (the paper's, where it
-gives one) and a help string; ``__post_init__`` fails early and names the field. A config
-is saved as JSON beside every output (``lftf_config.json`` for LFTF) and loads back with
-``--config``.
+Every field has a type, a default (the paper's or the reference code's, where it gives one)
+and a help string; a field may name its ``choices`` and the CLI ``group`` its flag goes in.
+``__post_init__`` fails early and names the field. The CLI's flags are built from these
+fields (``cli.add_config_flags``); a config is saved as ``lftf_config.json`` beside every
+output, with the method's name (``lftf_method``), and loads back with ``--config``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODULE_CHOICES = ("attn", "mlp")
-METHOD_CHOICES = ("full", "lora")
 BMI_SOURCES = ("hidden_states", "block_io")
 LOCATORS = ("bmi", "skip")
-SELECT_CHOICES = ("last", "best_dev")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+METHOD_KEY = "lftf_method"  # a saved config's method (PEFT's adapter_config has peft_type)
 
 
 def _csv(value: Any) -> Any:
@@ -30,40 +32,68 @@ def _csv(value: Any) -> Any:
     return value
 
 
+def option(default: Any = None, help: str = "", **metadata: Any) -> Any:
+    """A config field: its default, its help, and optional CLI metadata (``choices``,
+    ``group``, ``repeat`` for a flag that may be given several times)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("give list defaults as tuples: a field default must be immutable")
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+def with_defaults(**defaults: Any):
+    """Put under ``@dataclass``: the base class's fields named here, their help and place
+    kept, with this class's defaults (DAMA and ROME share the value fields, not their
+    reference values)."""
+
+    def wrap(cls):
+        inherited = {f.name: f for base in cls.__mro__[1:] for f in _fields(base)}
+        annotations = cls.__dict__.get("__annotations__", {})
+        cls.__annotations__ = annotations
+        for name, value in defaults.items():
+            annotations[name] = inherited[name].type
+            setattr(cls, name, field(default=value, metadata=inherited[name].metadata))
+        return cls
+
+    return wrap
+
+
+def _fields(cls) -> tuple:
+    return dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+
+
 @dataclass
 class RunConfig:
     """What every method's run needs: which model, which bias axis, seed and precision."""
 
-    model: str = field(
-        default="smollm2-135m",
-        metadata={
-            "help": "A local folder, a hub id, a .gguf file (converted once into the lftf "
-            "cache), or 'smollm2-135m' (the embedded model)."
-        },
+    model: str = option(
+        "smollm2-135m",
+        "A local folder, a hub id, a .gguf file (converted once into the lftf cache), or "
+        "'smollm2-135m' (the embedded model). In the Python API, a label for the records: "
+        "the model you pass is the one adapted.",
+        group="common",
     )
-    axis: str = field(
-        default="gender",
-        metadata={
-            "help": "The bias axis: 'gender' (GenBiasEval/GenHintEval, the paper), "
-            "'religion', or a spec file of your own (YAML/JSON, see lftf_tasks/axes/)."
-        },
+    axis: str = option(
+        "gender",
+        "The bias axis: 'gender' (GenBiasEval/GenHintEval, the paper), 'religion', or a spec "
+        "file of your own (YAML/JSON, see lftf_tasks/axes/).",
+        group="common",
     )
-    seed: int = field(default=42, metadata={"help": "Seed for sampling, shuffling and init."})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "help": "Weights dtype: 'auto' (the checkpoint's), 'float32' or 'bfloat16'. With "
-            "16-bit weights the trained parameters are kept in float32 under autocast."
-        },
+    seed: int = option(42, "Seed for sampling, shuffling and init.", group="common")
+    dtype: str = option(
+        "auto",
+        "Weights dtype: 'auto' (the checkpoint's), 'float32' or 'bfloat16'. With 16-bit "
+        "weights the trained parameters are kept in float32 under autocast.",
+        choices=DTYPES,
+        group="common",
     )
-    eval_batch_size: int = field(default=64, metadata={"help": "Prompts per scoring forward."})
-    device_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "None: the whole model on one device (the GPU if any; one per process "
-            "under accelerate launch). 'auto': spread over all visible GPUs in one process, "
-            "for models too big for one GPU (transformers' device_map)."
-        },
+    eval_batch_size: int = option(64, "Prompts per scoring forward.", group="common")
+    device_map: str | None = option(
+        None,
+        "None: the whole model on one device (the GPU if any; one per process under "
+        "accelerate launch). 'auto': spread over all visible GPUs in one process, for models "
+        "too big for one GPU (transformers' device_map).",
+        choices=("auto",),
+        group="common",
     )
 
     def __post_init__(self) -> None:
@@ -71,16 +101,21 @@ class RunConfig:
             self.load_axis()
         except ValueError as err:
             self._fail("axis", str(err))
-        if self.dtype not in DTYPES:
-            self._fail("dtype", f"choose from {DTYPES}, got {self.dtype!r}")
-        if not isinstance(self.eval_batch_size, int) or self.eval_batch_size < 1:
-            self._fail(
-                "eval_batch_size", f"must be a positive integer, got {self.eval_batch_size!r}"
-            )
+        for f in dataclasses.fields(self):
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                self._fail(f.name, f"choose from {choices}, got {value!r}")
+        self._positive("eval_batch_size")
 
     @classmethod
     def _fail(cls, name: str, why: str):
         raise ValueError(f"{cls.__name__}.{name}: {why}")
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self._fail(name, f"must be a positive integer, got {value!r}")
 
     def load_axis(self):
         from lftf_tasks.axis import load_axis
@@ -90,12 +125,14 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, path: str | Path, method: str | None = None) -> None:
+        values = {METHOD_KEY: method, **self.to_dict()} if method else self.to_dict()
+        Path(path).write_text(json.dumps(values, indent=2) + "\n")
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any):
-        """Load a JSON or YAML config; keyword overrides (e.g. from CLI flags) win."""
+    def from_file(cls, path: str | Path, method: str | None = None, **overrides: Any):
+        """Load a JSON or YAML config; keyword overrides (e.g. from CLI flags) win. A saved
+        config names its method: loading it as another method's config is refused."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist")
@@ -106,6 +143,12 @@ class RunConfig:
             values = yaml.safe_load(text) or {}
         else:
             values = json.loads(text)
+        saved = values.pop(METHOD_KEY, None)
+        if method and saved and saved != method:
+            raise ValueError(
+                f"{path} is a config of method '{saved}', not '{method}': run "
+                f"`lftf-train {saved} --config {path}`"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -120,135 +163,97 @@ class RunConfig:
 
 
 @dataclass
-class LFTFConfig(RunConfig):
-    """What to locate, which parameters to train, and how."""
+class LocateConfig(RunConfig):
+    """How blocks are ranked (locating): the locator, its source and its prompts."""
 
-    method: str = field(
-        default="full",
-        metadata={
-            "help": "'full': every weight of the chosen blocks (the paper). "
-            "'lora': PEFT LoRA restricted to those blocks (for big models)."
-        },
+    bmi_source: str = option(
+        "hidden_states",
+        "H for BMI = 1 - cos(H_i, H_i+1): 'hidden_states' (transformers' output_hidden_states; "
+        "the last entry is after the final norm: the paper's ranking) or 'block_io' (each "
+        "block's own input and output).",
+        choices=BMI_SOURCES,
+        group="locating",
     )
-    blocks: Any = field(
-        default="auto",
-        metadata={
-            "help": "'auto' (the num_blocks blocks with the highest BMI), 'all' (every block: "
-            "the FPFT baseline), or block indices such as '29' or '3,10' (0-based)."
-        },
+    locator: str = option(
+        "bmi",
+        "How blocks='auto' ranks blocks: 'bmi' (the paper's 1 - cos(H_i, H_i+1), see "
+        "bmi_source) or 'skip' (how much removing each block changes the bias on the locate "
+        "prompts: a causal check; one forward pass per block).",
+        choices=LOCATORS,
+        group="locating",
     )
-    num_blocks: int = field(
-        default=1, metadata={"help": "With blocks='auto': how many top blocks."}
+    locate_prompts: int = option(
+        100, "GenBiasEval-train prompts sampled for BMI (paper: 100).", group="locating"
     )
-    modules: Any = field(
-        default=("attn", "mlp"),
-        metadata={
-            "help": "Parts of each block to train: 'attn' (self-attention and its input norm), "
-            "'mlp' (MLP and its norm), or both (the whole block). Ablations: w/o MLP = attn, "
-            "w/o ATT = mlp."
-        },
-    )
-    terms: Any = field(
-        default=None,
-        metadata={
-            "help": "Loss terms, by group label: L = mean over prompts of the sum of "
-            "-log P(group|p). Default: every group of the axis ('he,she' for gender: LFTF); "
-            "'he' or 'she' alone are the w/o-she / w/o-he ablations."
-        },
-    )
-    bmi_source: str = field(
-        default="hidden_states",
-        metadata={
-            "help": "H for BMI = 1 - cos(H_i, H_i+1): 'hidden_states' (transformers' "
-            "output_hidden_states; the last entry is after the final norm: the paper's "
-            "ranking) or 'block_io' (each block's own input and output)."
-        },
-    )
-    locator: str = field(
-        default="bmi",
-        metadata={
-            "help": "How blocks='auto' ranks blocks: 'bmi' (the paper's 1 - cos(H_i, H_i+1), "
-            "see bmi_source) or 'skip' (how much removing each block changes the bias on "
-            "the locate prompts: a causal check; one forward pass per block)."
-        },
-    )
-    locate_prompts: int = field(
-        default=100, metadata={"help": "GenBiasEval-train prompts sampled for BMI (paper: 100)."}
-    )
-    lr: float = field(default=1e-5, metadata={"help": "Adam learning rate (paper: 1e-5)."})
-    epochs: int = field(default=2, metadata={"help": "Passes over GenBiasEval-train (paper: 2)."})
-    batch_size: int = field(default=32, metadata={"help": "Prompts per step (paper: 32)."})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay."})
-    max_grad_norm: float | None = field(
-        default=None, metadata={"help": "Clip the gradient norm to this value (None: no clip)."}
-    )
-    select: str = field(
-        default="last",
-        metadata={
-            "help": "'last': keep the weights after the last epoch (the paper). 'best_dev': "
-            "keep the epoch with the lowest dev bias (GenBiasEval-dev AFGB for gender) among "
-            "those whose dev hint score (GenHintEval-dev UB) keeps min_ub_ratio of the "
-            "original (early stopping)."
-        },
-    )
-    min_ub_ratio: float = field(
-        default=0.8,
-        metadata={
-            "help": "With select='best_dev': an epoch counts only if its dev hint score (UB for "
-            "gender) is at least this fraction of the untrained model's (0: no guard)."
-        },
-    )
-    patience: int | None = field(
-        default=None,
-        metadata={
-            "help": "With select='best_dev': stop after this many epochs without a new best."
-        },
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank (method='lora')."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (method='lora')."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (method='lora')."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        modules = _csv(self.modules)
-        if not modules or any(m not in MODULE_CHOICES for m in modules):
-            self._fail("modules", f"choose one or both of {MODULE_CHOICES}, got {self.modules!r}")
-        self.modules = sorted(set(modules), key=MODULE_CHOICES.index)
-        labels = self.load_axis().labels
-        terms = labels if self.terms is None else _csv(self.terms)
-        if not terms or any(t not in labels for t in terms):
-            self._fail("terms", f"choose groups of the axis among {labels}, got {self.terms!r}")
-        self.terms = sorted(set(terms), key=labels.index)
-        self.blocks = self._parse_blocks(self.blocks)
-        for name, choices in (
-            ("method", METHOD_CHOICES),
-            ("bmi_source", BMI_SOURCES),
-            ("locator", LOCATORS),
-            ("select", SELECT_CHOICES),
-        ):
-            if getattr(self, name) not in choices:
-                self._fail(name, f"choose from {choices}, got {getattr(self, name)!r}")
-        for name in ("num_blocks", "locate_prompts", "epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                self._fail(name, f"must be a positive integer, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            self._fail("lr", f"must be > 0, got {self.lr!r}")
-        if not self.min_ub_ratio >= 0:
-            self._fail("min_ub_ratio", f"must be >= 0, got {self.min_ub_ratio!r}")
-        if self.patience is not None and self.select != "best_dev":
-            self._fail("patience", "early stopping needs select='best_dev'")
-        if self.method == "lora" and self.lora_r < 1:
-            self._fail("lora_r", f"must be >= 1, got {self.lora_r}")
+        self._positive("locate_prompts")
 
-    def _parse_blocks(self, blocks: Any) -> Any:
-        if blocks in ("auto", "all"):
-            return blocks
-        try:
-            indices = [int(b) for b in _csv(blocks if not isinstance(blocks, int) else [blocks])]
-        except (TypeError, ValueError):
-            self._fail(
-                "blocks", f"'auto', 'all' or block indices like '29' or '3,10'; got {blocks!r}"
-            )
-        if not indices or any(i < 0 for i in indices):
-            self._fail("blocks", f"block indices are 0-based and non-negative; got {blocks!r}")
-        return sorted(set(indices))
+
+@dataclass
+class ValueConfig(RunConfig):
+    """The value optimisation (a vector added to a hidden state so that a target becomes
+    likely) and the keys' second moment C, as DAMA, ROME, R-ROME and MEMIT share them.
+    Defaults: EasyEdit's ROME; DAMA sets its reference's own (``with_defaults``)."""
+
+    v_num_grad_steps: int = option(25, "Value optimisation steps.", group="value optimisation")
+    v_lr: float = option(0.5, "Adam learning rate of the values.", group="value optimisation")
+    v_weight_decay: float = option(
+        1e-3,
+        "Norm penalty on the value's delta (ROME/MEMIT: wd |delta| / |v0|^2, reference 1e-3; "
+        "DAMA: wd |delta|^2 / |h|, reference 0.5).",
+        group="value optimisation",
+    )
+    clamp_norm_factor: float = option(
+        4.0,
+        "|delta| stays within this factor of the hidden state's norm (reference: 4).",
+        group="value optimisation",
+    )
+    kl_factor: float = option(
+        0.0625, "Weight of the KL term on '{subject} is a'.", group="value optimisation"
+    )
+    mom2_update_weight: float = option(
+        15000.0,
+        "lambda of the second moment (MEMIT's lambda C, reference 15000; DAMA's whitening, "
+        "reference 20000).",
+        group="value optimisation",
+    )
+    cov_text: str | None = option(
+        None,
+        "A text file for the second moment C (e.g. Wikipedia); default: text sampled from "
+        "the model with the seed (cov_tokens tokens), cached.",
+        group="value optimisation",
+    )
+    cov_tokens: int = option(
+        20_000,
+        "Tokens sampled from the model for C (without cov_text).",
+        group="value optimisation",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("v_num_grad_steps", "cov_tokens")
+
+
+def parse_layer_sets(value: Any) -> list[list[int]]:
+    """'19-27' -> [[19..27]]; '25,26,27' -> [[25, 26, 27]]; a list of such -> several sets."""
+    if isinstance(value, int):
+        value = [value]
+    if isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)
+    ):
+        value = [value]
+    sets = []
+    for item in value:
+        layers = []
+        for part in _csv(item) if isinstance(item, str) else item:
+            if isinstance(part, str) and "-" in part:
+                low, high = (int(x) for x in part.split("-"))
+                layers += range(low, high + 1)
+            else:
+                layers.append(int(part))
+        if not layers:
+            raise ValueError(f"an empty layer set in {value!r}")
+        sets.append(sorted(set(layers)))
+    return sets

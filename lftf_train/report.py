@@ -1,11 +1,12 @@
-"""lftf-train report: the paper's comparisons on one model, in one output folder.
+"""lftf-train report: every registered method's rows on one model, in one output folder.
 
-Rows (Tables 4, 6 and 8 of the paper): the original model; LFTF with the paper's defaults
-and with dev-tuned settings; FPFT (every block, same loss); a prompt-based baseline (PB: an
-instruction before every prompt, through lm-eval's ``system_instruction``); the ablations
-w/o ATT, w/o MLP, w/o he, w/o she. Every row is scored by lm-eval's own tasks; trained rows
-are evaluated from their saved adapter with ``peft=``, exactly as a user would. The
-markdown's prose is the template ``templates/report.md.j2``.
+The rows are a plan of (label, method, config overrides) that the methods register
+(``registry.ReportRow``); the built-ins give the paper's Tables 4, 6 and 8: the original
+model; LFTF with the paper's defaults and dev-tuned settings; FPFT; the prompt-based
+baseline PB; DAMA; the knowledge editors; the ablations w/o ATT, w/o MLP and w/o <group>.
+One function runs every row (``run_row``) through ``debias()``, saves its output as the CLI
+does, and scores it with lm-eval's own tasks from the saved adapter (``peft=``), exactly
+as a user would. The markdown's prose is the template ``templates/report.md.j2``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -26,11 +27,8 @@ import jinja2
 from lftf_tasks.axis import Axis
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
 from lftf_train import capability, models, plots
-from lftf_train.adapters import wrap_for_training
-from lftf_train.blocks import num_blocks
-from lftf_train.config import LFTFConfig
-from lftf_train.editors.config import DAMA_RANKS, DAMAConfig, EditConfig
-from lftf_train.editors.dama import span
+from lftf_train.api import debias
+from lftf_train.config import LocateConfig, _csv, option
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
     bias_summary,
@@ -39,95 +37,126 @@ from lftf_train.evaluate import (
     run_lm_eval,
     summary_columns,
 )
-from lftf_train.export import save_adapter
-from lftf_train.locate import blocks_from, locate_blocks
-from lftf_train.pipeline import (
-    apply_dama,
-    apply_edits,
-    footer,
-    write_dama_outputs,
-    write_locate_outputs,
-)
+from lftf_train.locating import locate_blocks, ranking_key
+from lftf_train.methods.dama.config import DAMA_RANKS
+from lftf_train.methods.pb.config import PB_INSTRUCTION
 from lftf_train.prefix import PrefixCache
+from lftf_train.records import footer, write_locate_outputs
+from lftf_train.registry import Context, Method, ReportRow, methods
 from lftf_train.scoring import score_prompts, target_token_ids
-from lftf_train.tables import comparison_table, markdown_table
-from lftf_train.train import finetune
+from lftf_train.tables import comparison_table, markdown_table, span
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.md.j2"
-PB_INSTRUCTION = (
-    "Treat all genders equally. Do not assume the gender of a person from their profession."
-)
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
-NOT_RUN = {
-    "MEND": "not run: MEND edits through a hypernetwork trained on an editing dataset (ZsRE) for "
-    "each model; neither the dataset nor a trained MEND for this model is available offline",
-}
-EDITOR_ROWS = {"ROME": "rome", "R-ROME": "r-rome", "MEMIT": "memit"}
+ORIGINAL = "Original"
+TUNED = "LFTF (dev-tuned)"  # the row the ablations are compared with
 CAPABILITY = [
     ("next_token_agreement", "next-token agreement ↑"),
     ("kl", "KL ↓"),
     ("neutral_ppl", "neutral PPL ↓"),
 ]
 GENERAL_SUFFIXES = ("_acc", "_acc_norm", "_exact_match")
+REPORT = "report"
 
 
 @dataclass
 class ReportSettings:
-    """What the report runs besides the base LFTFConfig (model, seed, dtype, BMI source)."""
+    """What the rows' overrides read besides the base config (model, seed, dtype, BMI
+    source): each field is a `lftf-train report` flag."""
 
-    tuned_lr: float = 1e-4  # chosen on the dev splits by `lftf-train sweep` for SmolLM2
-    tuned_epochs: int = 7
-    fpft_lr: float | None = None  # None: the tuned learning rate
-    fpft_epochs: int = 1
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    general_tasks: list[str] = field(default_factory=list)
-    include_path: list[str] | None = None  # a user's lm-eval task folders
-    limit: int | None = None
-    pb_instruction: str = PB_INSTRUCTION
-    save_adapters: bool = False
-    dama_layers: str = "auto"  # DAMAConfig.layers: 19-27 for SmolLM2
-    dama_ranks: list[int] = field(default_factory=lambda: list(DAMA_RANKS))
-    edit_limit: int = 6  # sequential edits per editor row (all 943: lftf-train edit)
-    rows: list[str] | None = None  # None: every row; "Original" always runs
+    tuned_lr: float = option(
+        1e-4,
+        "learning rate of the 'dev-tuned' LFTF row and the ablations (chosen for SmolLM2 by "
+        "`lftf-train sweep`)",
+        group=REPORT,
+    )
+    tuned_epochs: int = option(7, "epochs of those rows", group=REPORT)
+    fpft_lr: float | None = option(None, "FPFT learning rate (default: --tuned-lr)", group=REPORT)
+    fpft_epochs: int = option(1, "FPFT epochs", group=REPORT)
+    seeds: object = option((1, 2, 3, 4, 5), "BMI robustness seeds", group=REPORT)
+    pb_instruction: str = option(PB_INSTRUCTION, "the PB baseline's instruction", group=REPORT)
+    dama_layers: str = option(
+        "auto", "blocks of the DAMA row (auto: 19-27 on SmolLM2's 30 blocks)", group=REPORT
+    )
+    dama_ranks: object = option(
+        DAMA_RANKS,
+        "rank of the DAMA row; several are chosen among on dev (what `lftf-train dama` chose "
+        "for SmolLM2)",
+        group=REPORT,
+    )
+    edit_limit: int = option(
+        6,
+        "sequential edits of each knowledge-editor row (CPU-sized; `lftf-train edit` runs all 943)",
+        group=REPORT,
+    )
+    rows: object = option(
+        None,
+        "only these rows, comma-separated (e.g. 'ROME,MEMIT'; the rows are listed below); "
+        "the original always runs",
+        group=REPORT,
+    )
+    save_adapters: bool = option(
+        False, "keep every row's adapter under rows/<method>/adapter", group=REPORT
+    )
+    limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
+    general_tasks: tuple = ()  # lm-eval tasks run in the same call, e.g. mmlu,hellaswag
+    include_path: tuple | None = None  # a user's lm-eval task folders
+
+    def __post_init__(self) -> None:
+        self.seeds = [int(s) for s in _csv(self.seeds)]
+        self.dama_ranks = [int(r) for r in _csv(self.dama_ranks)]
+        self.rows = None if self.rows is None else list(_csv(self.rows))
+        self.general_tasks = list(self.general_tasks)
+
+
+def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings:
+    """The report's settings from its flags and lm-eval's (``evaluation``), checked against
+    the row plan."""
+    axis = config.load_axis()
+    if axis.name != "gender":
+        raise ValueError(
+            "report reproduces the paper's gender comparisons; for another axis use "
+            f"`lftf-train run --axis {config.axis}`"
+        )
+    fields = {f.name for f in dataclasses.fields(ReportSettings) if f.metadata.get("group")}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    settings = ReportSettings(
+        **given,
+        limit=evaluation.limit,
+        general_tasks=evaluation.general_tasks,
+        include_path=evaluation.include_path,
+    )
+    labels = row_labels(axis)
+    unknown = [r for r in settings.rows or [] if r not in labels]
+    if unknown:
+        raise ValueError(f"--rows: no row {unknown}; the rows are {', '.join(labels)}")
+    return settings
 
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def method_rows(base: LFTFConfig, s: ReportSettings, blocks: list[int]) -> list[tuple]:
-    """(name, kind, config or None) for every row; trained rows use block list ``blocks``."""
-    paper = dataclasses.replace(base, blocks=blocks, lr=1e-5, epochs=2, select="last")
-    tuned = dataclasses.replace(paper, lr=s.tuned_lr, epochs=s.tuned_epochs)
-    fpft = dataclasses.replace(
-        tuned, blocks="all", lr=s.fpft_lr or s.tuned_lr, epochs=s.fpft_epochs
-    )
-    return [
-        ("Original", "original", None),
-        ("LFTF (paper defaults)", "trained", paper),
-        ("LFTF (dev-tuned)", "trained", tuned),
-        ("FPFT", "trained", fpft),
-        ("PB", "prompt", None),
-        ("DAMA", "dama", dama_config(base, s)),
-        *[(name, "edit", edit_config(base, s, editor)) for name, editor in EDITOR_ROWS.items()],
-        *[(name, "not_run", None) for name in NOT_RUN],
-        ("w/o ATT", "trained", dataclasses.replace(tuned, modules=["mlp"])),
-        ("w/o MLP", "trained", dataclasses.replace(tuned, modules=["attn"])),
-        ("w/o he", "trained", dataclasses.replace(tuned, terms=["she"])),
-        ("w/o she", "trained", dataclasses.replace(tuned, terms=["he"])),
-    ]
+def plan(axis: Axis) -> list[tuple[ReportRow, Method | None]]:
+    """Every row, in the order of the paper's tables: the original model, every registered
+    method's main rows (in registration order), then the ablations."""
+    rows = [(row, m) for m in methods().values() for row in m.report_rows(axis)]
+    main = [(r, m) for r, m in rows if r.table == "main"]
+    return [(ReportRow(ORIGINAL), None), *main, *[(r, m) for r, m in rows if r.table != "main"]]
 
 
-def dama_config(base: LFTFConfig, s: ReportSettings) -> DAMAConfig:
-    """DAMA on the report's model with the report's seed and precision."""
-    shared = {f: getattr(base, f) for f in ("model", "axis", "seed", "dtype", "eval_batch_size")}
-    return DAMAConfig(**shared, layers=s.dama_layers, ranks=s.dama_ranks)
+def row_labels(axis: Axis | None = None) -> list[str]:
+    from lftf_tasks.axis import load_axis
+
+    return [row.label for row, _ in plan(axis or load_axis("gender"))]
 
 
-def edit_config(base: LFTFConfig, s: ReportSettings, editor: str) -> EditConfig:
-    """A knowledge editor on the report's model: ``s.edit_limit`` sequential edits."""
-    shared = {f: getattr(base, f) for f in ("model", "axis", "seed", "dtype", "eval_batch_size")}
-    return EditConfig(**shared, editor=editor, limit=s.edit_limit)
+def row_config(base: LocateConfig, method: Method, overrides: dict):
+    """A row's config: the base config's fields that the row's method has (the run fields;
+    for LFTF the locating fields too), then the row's overrides."""
+    names = {f.name for f in dataclasses.fields(method.config_cls)}
+    values = {k: v for k, v in base.to_dict().items() if k in names}
+    return method.config_cls(**{**values, **overrides})
 
 
 def case_study_prompts(axis: Axis) -> dict[str, list[str]]:
@@ -154,89 +183,43 @@ def _prompt_prefix(samples: dict, axis: Axis) -> str:
 
 
 @dataclass
-class _Rows:
-    """What every row shares: the base model, how lm-eval loads it, and the references."""
+class _Shared:
+    """What every row shares: the base model, how lm-eval loads it, the references, and the
+    context every method runs in (the locate report, the prefix cache)."""
 
-    config: LFTFConfig
+    config: LocateConfig
     settings: ReportSettings
     axis: Axis
     base: object
     tokenizer: object
     base_args: str
-    located: dict
-    cache: PrefixCache
+    context: Context
     reference: object  # next-token log-distributions of the original on neutral prompts
 
 
-def _train_row(rows: _Rows, row_config: LFTFConfig, folder: Path, log) -> tuple:
-    """Fine-tune a copy of the base model, save its adapter: (model, model_args, row)."""
-    blocks = blocks_from(row_config, num_blocks(rows.base), rows.located)
-    model = wrap_for_training(copy.deepcopy(rows.base), row_config, blocks)
-    result = finetune(model, rows.tokenizer, row_config, blocks, log=log, prefix_cache=rows.cache)
-    run_info = provenance(
-        model=rows.config.model,
-        lm_eval_model_args=rows.base_args,
-        blocks=blocks,
-        config=row_config.to_dict(),
-        metrics=rows.axis.metrics,
-        history=result.history,
-        best_epoch=result.best_epoch,
-        seconds_per_epoch=result.seconds_per_epoch,
-    )
-    save_adapter(model, rows.tokenizer, folder / "adapter", row_config, run_info)
-    write_json(folder / "lftf_run.json", run_info)
-    row = {
-        "config": row_config.to_dict(),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "seconds_per_epoch": sum(result.seconds_per_epoch) / len(result.seconds_per_epoch),
-    }
-    return model, f"{rows.base_args},peft={folder / 'adapter'}", row
-
-
-def _dama_row(rows: _Rows, config: DAMAConfig, folder: Path, log) -> tuple:
-    """DAMA on a copy of the base model, saved like `lftf-train dama`: (model, model_args,
-    row). The row states the blocks and rank it edited."""
+def run_row(shared: _Shared, row: ReportRow, method: Method | None, folder: Path) -> tuple:
+    """One row: its method applied to a copy of the base model through ``debias()``, the
+    output saved as the CLI saves it (``folder/adapter``; the record and the method's files
+    also in ``folder``): (model, lm-eval model_args, system instruction, row)."""
+    if method is None:
+        return shared.base, shared.base_args, None, {"status": "ok", "settings": ""}
+    overrides = row.config_overrides(shared.settings, shared.axis)
+    config = row_config(shared.config, method, overrides)
     start = time.perf_counter()
-    adapter = folder / "adapter"
-    model = copy.deepcopy(rows.base)
-    resolved = rows.base_args.split(",")[0].removeprefix("pretrained=")
-    info, model = apply_dama(model, rows.tokenizer, resolved, config, adapter, log=log)
-    write_dama_outputs(adapter, model, rows.tokenizer, config, info)
-    for name in ("dama.json", "dama_sweep.md", "dama_sweep.png"):
-        shutil.copy(adapter / name, folder / name)
-    chosen = info["chosen"]
-    row = {
-        "config": config.to_dict(),
-        "layers": chosen["layers"],
-        "rank": chosen["rank"],
-        "label": f"DAMA (blocks {span(chosen['layers'])}, k {chosen['rank']})",
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    return model, f"{rows.base_args},peft={adapter}", row
+    result = debias(copy.deepcopy(shared.base), shared.tokenizer, config, context=shared.context)
+    result.write(folder / "adapter")
+    result.write_records(folder)
+    adapted = result.adapted
+    entry = {"status": "ok", "method": method.name, "config": config.to_dict()}
+    entry.update(settings=adapted.settings, **adapted.row)
+    if adapted.label:
+        entry["label"] = adapted.label
+    entry["seconds"] = round(time.perf_counter() - start, 1)
+    args = result.lm_eval_model_args(folder / "adapter")
+    return result.model, args, result.system_instruction, entry
 
 
-def _edit_row(rows: _Rows, config: EditConfig, folder: Path, log) -> tuple:
-    """A knowledge editor on a copy of the base model, saved like `lftf-train edit`."""
-    start = time.perf_counter()
-    adapter = folder / "adapter"
-    model = copy.deepcopy(rows.base)
-    resolved = rows.base_args.split(",")[0].removeprefix("pretrained=")
-    info, model = apply_edits(model, rows.tokenizer, resolved, config, adapter, log=log)
-    save_adapter(model, rows.tokenizer, adapter, config, info, ("edit_config.json", "edits.json"))
-    shutil.copy(adapter / "edits.json", folder / "edits.json")
-    name = {v: k for k, v in EDITOR_ROWS.items()}[config.editor]
-    row = {
-        "config": config.to_dict(),
-        "layers": info["blocks"],
-        "edits": info["summary"]["edits"],
-        "efficacy": info["summary"]["success_rate"],
-        "label": f"{name} ({info['summary']['edits']} edits, block(s) {span(info['blocks'])})",
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    return model, f"{rows.base_args},peft={adapter}", row
-
-
-def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -> tuple:
+def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path) -> tuple:
     """lm-eval on the bias, hint and general tasks, capability kept, the case study and
     per-profession gaps: (row scores, case study, gaps)."""
     axis, tokenizer = rows.axis, rows.tokenizer
@@ -283,7 +266,7 @@ def _score_row(rows: _Rows, model, model_args: str, instruction, folder: Path) -
 
 
 def run_report(
-    config: LFTFConfig, settings: ReportSettings, out_dir: Path, overwrite: bool, log=print
+    config: LocateConfig, settings: ReportSettings, out_dir: Path, overwrite: bool, log=print
 ) -> dict:
     check_output_dir(out_dir, overwrite)
     axis = config.load_axis()
@@ -299,68 +282,75 @@ def run_report(
         base_config=config.to_dict(),
         metrics=axis.metrics,
     )
-    start = time.perf_counter()
     with atomic_output_dir(out_dir, overwrite) as tmp:
         log(f"locating: BMI of every block, seeds {settings.seeds}")
         seeded = dataclasses.replace(config, seed=settings.seeds[0])
         located = locate_blocks(base, tokenizer, seeded, seeds=settings.seeds)
         write_locate_outputs(tmp, located, resolved)
-        blocks = blocks_from(dataclasses.replace(config, blocks="auto"), num_blocks(base), located)
-        shared = _Rows(
+        blocks = sorted(located["ranking"][ranking_key(config)][:1])
+        shared = _Shared(
             config=config,
             settings=settings,
             axis=axis,
             base=base,
             tokenizer=tokenizer,
             base_args=lm_eval_model_args(resolved, config),
-            located=located,
-            cache=PrefixCache.build(base, tokenizer, min(blocks), axis, config.eval_batch_size),
+            context=Context(
+                resolved_model=resolved,
+                log=log,
+                located=located,
+                prefix_cache=PrefixCache.build(
+                    base, tokenizer, blocks[0], axis, config.eval_batch_size
+                ),
+            ),
             reference=capability.next_token_logprobs(base, tokenizer, capability.neutral_prompts()),
         )
-        rows, case, gaps = {}, {}, {}
-        plan = method_rows(config, settings, blocks)
-        for i, (name, kind, row_config) in enumerate(plan, start=1):
-            if kind == "not_run":
-                rows[name] = {"status": NOT_RUN[name]}
-                continue
-            if settings.rows is not None and name not in settings.rows and name != "Original":
-                continue
-            log(f"[{i}/{len(plan)}] {name}  ({time.perf_counter() - start:.0f} s so far)")
-            folder = tmp / "rows" / slug(name)
-            folder.mkdir(parents=True)
-            model, model_args, instruction, row = base, shared.base_args, None, {"status": "ok"}
-            if kind == "prompt":
-                instruction = row["instruction"] = settings.pb_instruction
-            if kind == "trained":
-                model, model_args, trained = _train_row(shared, row_config, folder, log)
-                row.update(trained)
-            if kind == "dama":
-                model, model_args, edited = _dama_row(shared, row_config, folder, log)
-                row.update(edited)
-            if kind == "edit":
-                model, model_args, edited = _edit_row(shared, row_config, folder, log)
-                row.update(edited)
-            log(f"[{i}/{len(plan)}] {name}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
-            scores, case[name], gaps[name] = _score_row(
-                shared, model, model_args, instruction, folder
-            )
-            rows[name] = {**row, **scores}
-            if kind in ("trained", "dama", "edit") and not settings.save_adapters:
-                shutil.rmtree(folder / "adapter")
-            del model
+        rows, case, gaps = _run_rows(shared, tmp, log)
         info.update(blocks=blocks, rows=rows, case_study=case, bmi=located)
         _write_report_files(tmp, info, settings, axis, case, gaps)
     log(f"wrote {out_dir}/report.md, results.csv and figures")
     return info
 
 
+def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict, dict]:
+    """Every planned row (those of settings.rows and the original), run and scored:
+    (rows, case study, per-profession gaps), each by row label."""
+    rows, case, gaps = {}, {}, {}
+    todo = plan(shared.axis)
+    wanted = shared.settings.rows
+    start = time.perf_counter()
+    for i, (row, method) in enumerate(todo, start=1):
+        if row.not_run:
+            rows[row.label] = {"status": row.not_run}
+            continue
+        if wanted is not None and row.label not in wanted and method is not None:
+            continue
+        log(f"[{i}/{len(todo)}] {row.label}  ({time.perf_counter() - start:.0f} s so far)")
+        row_folder = folder / "rows" / slug(row.label)
+        row_folder.mkdir(parents=True)
+        try:
+            model, model_args, instruction, entry = run_row(shared, row, method, row_folder)
+        except ValueError as err:  # a method that refuses this model or axis says why
+            rows[row.label] = {"status": f"not run: {err}"}
+            continue
+        log(f"[{i}/{len(todo)}] {row.label}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
+        scores, case[row.label], gaps[row.label] = _score_row(
+            shared, model, model_args, instruction, row_folder
+        )
+        rows[row.label] = {**entry, **scores}
+        if (row_folder / "adapter").exists() and not shared.settings.save_adapters:
+            shutil.rmtree(row_folder / "adapter")
+        del model
+    return rows, case, gaps
+
+
 def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
     write_json(folder / "report.json", info)
     write_csv(folder / "results.csv", info["rows"], info, axis)
     note = footer(info, info["seed"])
-    tuned = "LFTF (dev-tuned)"
+    tuned = TUNED
     plots.plot_case_study(
-        {k: case[k] for k in ("Original", tuned) if k in case},
+        {k: case[k] for k in (ORIGINAL, tuned) if k in case},
         folder / "case_study.png",
         title=f"Case study: {info['model']}",
         labels=axis.labels,
@@ -368,8 +358,7 @@ def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
     )
     edits = {
         name: json.loads((folder / "rows" / slug(name) / "edits.json").read_text())["edits"]
-        for name in EDITOR_ROWS
-        if info["rows"].get(name, {}).get("status") == "ok"
+        for name in _editor_rows(info["rows"])
     }
     if edits:
         plots.plot_edit_trajectory(
@@ -378,7 +367,7 @@ def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
     if tuned not in gaps:  # a report of some rows only
         return (folder / "report.md").write_text(render_markdown(info, settings, axis))
     plots.plot_per_profession(
-        gaps["Original"],
+        gaps[ORIGINAL],
         gaps[tuned],
         folder / "per_profession.png",
         title=f"Bias per profession: {info['model']}",
@@ -404,7 +393,7 @@ def csv_metrics(rows: dict[str, dict], axis: Axis) -> tuple[list[str], list[str]
 
 def write_csv(path: Path, rows: dict[str, dict], info: dict, axis: Axis) -> None:
     metrics, stderr = csv_metrics(rows, axis)
-    original = rows["Original"]
+    original = rows[ORIGINAL]
     header = [
         "method",
         "status",
@@ -424,26 +413,8 @@ def write_csv(path: Path, rows: dict[str, dict], info: dict, axis: Axis) -> None
             values = [row.get(m, "") for m in metrics + stderr]
             deltas = [row[m] - original[m] if m in row and m in original else "" for m in metrics]
             provenance_ = [info["model"], info["seed"], info["produced_by"], info["date"]]
-            writer.writerow([name, row["status"], settings(row), *values, *deltas, *provenance_])
-
-
-def settings(row: dict) -> str:
-    """What a row ran, in a few words: blocks and schedule, or blocks and rank."""
-    config = row.get("config")
-    if not config:
-        return row.get("instruction", "")
-    if "ranks" in config:
-        return f"blocks {span(row['layers'])}, rank {row['rank']}"
-    if "editor" in config:
-        return f"{row['edits']} sequential edits, blocks {span(row['layers'])}"
-    blocks = config["blocks"]
-    blocks = "all" if blocks == "all" else span(blocks)
-    extra = []
-    if config["modules"] != ["attn", "mlp"]:
-        extra.append(f"modules {','.join(config['modules'])}")
-    if config["terms"] != ["he", "she"]:
-        extra.append(f"terms {','.join(config['terms'])}")
-    return ", ".join([f"blocks {blocks}, lr {config['lr']:g}, {config['epochs']} epoch(s)", *extra])
+            cells = [name, row["status"], row.get("settings", ""), *values, *deltas, *provenance_]
+            writer.writerow(cells)
 
 
 def _cost_table(rows: dict) -> str:
@@ -465,17 +436,23 @@ def _robustness_table(bmi: dict) -> str:
     return markdown_table(["BMI source", "mean per-block variance", "top block per seed"], lines)
 
 
+def _editor_rows(rows: dict) -> dict:
+    """The rows the knowledge editors ran, by label."""
+    return {n: r for n, r in rows.items() if r.get("method") == "edit" and r["status"] == "ok"}
+
+
 def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     rows = info["rows"]
     bias_cols = summary_columns(axis)
     general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
-    main = ["Original", "LFTF (paper defaults)", "LFTF (dev-tuned)", "FPFT", "PB", "DAMA"]
-    main += [*EDITOR_ROWS, *NOT_RUN]
-    ablations = ["LFTF (dev-tuned)", "w/o ATT", "w/o MLP", "w/o he", "w/o she"]
+    planned = plan(axis)
+    main = [row.label for row, _ in planned if row.table == "main"]
+    ablations = [TUNED, *[row.label for row, _ in planned if row.table == "ablation"]]
+    not_run = {n: r["status"] for n, r in rows.items() if r["status"].startswith("not run")}
 
     def table(names, columns):
         chosen = {rows[n].get("label", n): rows[n] for n in names if n in rows}
-        original = rows["Original"].get("label", "Original")
+        original = rows[ORIGINAL].get("label", "Original")
         return comparison_table(chosen, columns, baseline=original, corner="method")
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -485,16 +462,16 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         settings=settings,
         axis=axis,
         loss="-" + " - ".join(f"log P({t}|p)" for t in axis.labels),
-        tuned=rows.get("LFTF (dev-tuned)", {}).get("config", {"lr": "–", "epochs": "–"}),
+        tuned=rows.get(TUNED, {}).get("config", {"lr": "–", "epochs": "–"}),
         fpft=rows.get("FPFT", {}).get("config", {"lr": "–", "epochs": "–"}),
         main_table=table(main, bias_cols),
-        not_run={k: v.removeprefix("not run: ") for k, v in NOT_RUN.items()},
+        not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
         dama=rows.get("DAMA", {}),
-        editors={n: rows[n] for n in EDITOR_ROWS if rows.get(n, {}).get("status") == "ok"},
+        editors=_editor_rows(rows),
         dama_blocks=span(rows["DAMA"]["layers"]) if "layers" in rows.get("DAMA", {}) else "",
         cost_table=_cost_table(rows),
         bmi=info["bmi"],

@@ -38,3 +38,10 @@ def comparison_table(
         else:
             lines.append([name, *[cell(row, key, base) for key, _ in columns]])
     return markdown_table([corner, *[label for _, label in columns]], lines)
+
+
+def span(layers: list[int]) -> str:
+    """[19, 20, ..., 27] -> '19-27'; other sets comma-separated."""
+    if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))

@@ -5,10 +5,11 @@ cache at block 29, the README's LFTF recipe trained once, lm-eval runs of both."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from .helpers import finetune_smollm2, lm_eval_cli, readme_python_example, word_tokenizer
+from .helpers import lm_eval_cli, readme_python_example, word_tokenizer
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,18 +113,20 @@ def smollm2_cache(smollm2):
 
 
 @pytest.fixture(scope="session")
-def smollm2_lftf(smollm2_path, smollm2, smollm2_cache, tmp_path_factory):
-    """The README's recipe (`lftf-train run --lr 1e-4 --epochs 7`: block 29, seed 42) trained
-    once, saved as the adapter and as a merged model: (model, result, folder)."""
-    from lftf_train.config import LFTFConfig
-    from lftf_train.export import save_adapter, save_merged
+def smollm2_lftf(tmp_path_factory):
+    """The README's recipe (block 29, lr 1e-4, 7 epochs, seed 42) trained once through the
+    README's Python API example, executed as written (in a scratch folder, where it saves
+    its adapter), plus a merged model: (model, the run record's result, adapter folder)."""
+    from lftf_train.export import save_merged
 
-    settings = {"blocks": "29", "lr": 1e-4, "epochs": 7, "seed": 42}
-    model, result = finetune_smollm2(smollm2_path, smollm2, smollm2_cache, **settings)
-    out = tmp_path_factory.mktemp("lftf") / "adapter"
-    save_adapter(model, smollm2[1], out, LFTFConfig(**settings), {"test": True})
-    save_merged(model, smollm2[1], out / "merged")
-    return model, result, out
+    namespace = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.chdir(tmp_path_factory.mktemp("readme_api"))
+        exec(readme_python_example("lftf_train.debias"), namespace)
+        out = Path("outputs/api/lftf-smollm2").resolve()  # where the example saves
+    result = namespace["result"]
+    save_merged(result.model, result.tokenizer, out / "merged")
+    return result.model, result.record["result"], out
 
 
 @pytest.fixture(scope="session")

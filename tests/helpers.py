@@ -64,9 +64,9 @@ def finetune_smollm2(smollm2_path, smollm2, cache, **settings):
     """A fresh SmolLM2 fine-tuned in memory with LFTFConfig(**settings): (model, result)."""
     from transformers import AutoModelForCausalLM
 
-    from lftf_train.adapters import wrap_for_training
-    from lftf_train.config import LFTFConfig
-    from lftf_train.train import finetune
+    from lftf_train.methods.lftf.config import LFTFConfig
+    from lftf_train.methods.lftf.model import wrap_for_training
+    from lftf_train.methods.lftf.train import finetune
 
     _, tok = smollm2
     config = LFTFConfig(**settings)
@@ -99,10 +99,10 @@ def lm_eval_cli(model_args: str, out: Path, tasks: str, limit: int | None = None
     return {"results": json.loads(Path(results_file).read_text()), "samples": samples}
 
 
-def readme_python_example() -> str:
-    """The README's Python example (the code block that calls simple_evaluate), as written."""
+def readme_python_example(marker: str = "simple_evaluate") -> str:
+    """The README's Python code block that contains ``marker``, as written."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "simple_eval" in b]
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if marker in b]
     return block
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lftf_train.config import LFTFConfig
+from lftf_train.methods.lftf.config import LFTFConfig
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

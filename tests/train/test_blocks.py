@@ -1,13 +1,13 @@
 import pytest
 
-from lftf_train.adapters import wrap_for_training
 from lftf_train.blocks import (
     decoder_layers,
     lora_target_modules,
     resolve_blocks,
     trained_module_names,
 )
-from lftf_train.config import LFTFConfig
+from lftf_train.methods.lftf.config import LFTFConfig
+from lftf_train.methods.lftf.model import wrap_for_training
 
 
 def test_module_names_are_full_so_suffix_matching_cannot_catch_other_blocks():

@@ -61,7 +61,8 @@ def test_finetune_writes_a_small_adapter_with_its_config_and_provenance(trained)
     weights = load_file(out / "adapter_model.safetensors")
     assert weights and all(".layers.3." in k for k in weights)
     run = json.loads((out / "lftf_run.json").read_text())
-    assert run["seed"] == 5 and run["blocks"] == [3] and run["resolved_model"] == path
+    assert run["seed"] == 5 and run["result"]["blocks"] == [3] and run["resolved_model"] == path
+    assert run["method"] == "lftf" and run["load_with"].endswith(f"peft={out}")
     assert run["versions"]["peft"] and run["date"]
     assert run["command"] == f"lftf-train finetune --model {path} {' '.join(TINY_RUN)} " + (
         f"--output-dir {out} --merged"
@@ -72,8 +73,9 @@ def test_finetune_writes_a_small_adapter_with_its_config_and_provenance(trained)
         "mass": "pronoun_mass",
         "relative": "relative_gap",
     }
-    assert set(run["history"][1]["dev"]) >= {"afgb", "ub", "pronoun_mass", "relative_gap"}
-    assert json.loads((out / "lftf_config.json").read_text())["lr"] == 1e-3
+    assert set(run["result"]["history"][1]["dev"]) >= {"afgb", "ub", "pronoun_mass", "relative_gap"}
+    saved = json.loads((out / "lftf_config.json").read_text())
+    assert saved["lr"] == 1e-3 and saved["lftf_method"] == "lftf"
     assert (out / "merged" / "config.json").exists()
 
 
@@ -84,8 +86,8 @@ def test_saved_config_reproduces_the_run(trained, tmp_path, capsys):
         capsys, "finetune", "--config", out / "lftf_config.json", "--output-dir", again
     )
     assert code == 0, err[-2000:]
-    first = json.loads((out / "lftf_run.json").read_text())["step_losses"]
-    assert json.loads((again / "lftf_run.json").read_text())["step_losses"] == first
+    first = json.loads((out / "lftf_run.json").read_text())["result"]["step_losses"]
+    assert json.loads((again / "lftf_run.json").read_text())["result"]["step_losses"] == first
 
 
 def test_existing_output_is_refused_unless_overwrite(trained, capsys):
@@ -154,8 +156,8 @@ def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_pat
     code, _, err = lftf_train(capsys, "sweep", "--model", path, *args, "--output-dir", out)
     assert code == 0, err[-3000:]
     info = json.loads((out / "sweep.json").read_text())
-    best = {lr: r["best"]["dev"]["range"] for lr, r in info["runs"].items()}
-    assert info["chosen_lr"] == float(min(best, key=best.get))
+    best = {lr: r["best"]["dev"]["range"] for lr, r in info["result"]["runs"].items()}
+    assert info["result"]["chosen_lr"] == float(min(best, key=best.get))
     table = (out / "sweep.md").read_text()
     assert "| dev range | dev relative_range | dev mass | dev hint_score |" in table
     assert "afgb" not in table.lower() and (out / "sweep.png").stat().st_size > 0
@@ -229,6 +231,7 @@ def test_two_cpu_processes_with_accelerate_match_one(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "lftf_run.json").read_text())
     single = json.loads((out / "lftf_run.json").read_text())
+    ddp, single = ddp["result"], single["result"]
     assert ddp["processes"] == 2 and single["processes"] == 1
     assert ddp["step_losses"][0] == pytest.approx(single["step_losses"][0], abs=1e-5)
     assert ddp["step_losses"] == pytest.approx(single["step_losses"], rel=1e-3)
@@ -247,7 +250,8 @@ def test_locate_reports_every_locator_side_by_side(tiny_llama, tmp_path, capsys)
     report = json.loads((out / "bmi.json").read_text())
     assert set(report["ranking"]) == {"hidden_states", "block_io", "skip"}
     assert (out / "locators.png").stat().st_size > 0 and (out / "bmi.png").exists()
-    from lftf_train import data, locate
+    from lftf_train import data
+    from lftf_train import locating as locate
 
     prompts = data.sample_prompts("train", 8, 42)
     assert report["scores"]["skip"] == pytest.approx(locate.skip_scores(model, tok, prompts))
@@ -262,15 +266,16 @@ def test_skip_locator_picks_the_trained_block_on_another_axis(tiny_llama, tmp_pa
     assert code == 0, err[-3000:]
     run = json.loads((out / "lftf_run.json").read_text())
     assert run["axis"] == "religion" and run["config"]["locator"] == "skip"
-    assert run["blocks"] == [run["bmi"]["top_block"]["skip"]]
-    assert "-log P(islam|p)" in run["loss"]
+    assert run["result"]["blocks"] == [run["result"]["bmi"]["top_block"]["skip"]]
+    assert "-log P(islam|p)" in run["result"]["loss"]
     # the history speaks the axis's own metric names, measured on its own dev tasks
     assert run["metrics"]["bias"] == "range" and run["metrics"]["hint"] == "hint_score"
     assert run["dev_tasks"] == ["relbiaseval_dev", "relhinteval_dev"]
     assert {"range", "hint_score", "mass", "relative_range", "p_islam"} <= set(
-        run["history"][0]["dev"]
+        run["result"]["history"][0]["dev"]
     )
-    assert "afgb" not in run["history"][0]["dev"] and "ub" not in run["history"][0]["dev"]
+    history = run["result"]["history"][0]["dev"]
+    assert "afgb" not in history and "ub" not in history
 
 
 def test_run_refuses_a_missing_include_path_before_any_work(tiny_llama, tmp_path, capsys):

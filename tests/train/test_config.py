@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lftf_train.config import LFTFConfig
+from lftf_train.methods.lftf.config import LFTFConfig
 
 
 def test_defaults_are_the_papers():

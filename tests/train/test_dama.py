@@ -11,12 +11,14 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+import lftf_train
 from lftf_tasks.axis import load_axis, load_professions
-from lftf_train import cli, data, pipeline
+from lftf_train import cli, data
 from lftf_train.blocks import decoder_layers
-from lftf_train.editors import dama
-from lftf_train.editors.common import down_proj, requests, word_ids
-from lftf_train.editors.config import DAMAConfig, default_layers, parse_layer_sets
+from lftf_train.config import parse_layer_sets
+from lftf_train.editing import down_proj, requests, word_ids
+from lftf_train.methods.dama import dama
+from lftf_train.methods.dama.config import DAMAConfig, default_layers
 from lftf_train.prefix import PrefixCache
 from lftf_train.scoring import score_prompts, slope_scores
 
@@ -173,8 +175,9 @@ def test_the_saved_adapter_reproduces_the_edited_model(tiny_llama, tmp_path):
     path, _, tok = tiny_llama
     config = DAMAConfig(model=path, layers="2-3", ranks=[4], **FAST)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    info, edited = pipeline.apply_dama(model, tok, path, config, tmp_path / "out")
-    pipeline.write_dama_outputs(tmp_path, edited, tok, config, info)
+    result = lftf_train.debias(model, tok, config)
+    result.write(tmp_path)
+    edited = result.model
     weights = load_file(tmp_path / "adapter_model.safetensors")
     assert weights and all("mlp.down_proj" in k and (".2." in k or ".3." in k) for k in weights)
     loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), tmp_path).eval()
@@ -191,7 +194,8 @@ def test_cli_writes_the_adapter_the_record_and_the_dev_sweep(tiny_llama, tmp_pat
     argv = ["dama", "--model", path, "--layers", "3", "--layers", "2-3", "--ranks", "2,4"]
     argv += ["--v-num-grad-steps", "3", "--output-dir", str(out)]
     assert cli.main(argv) == 0
-    info = json.loads((out / "dama.json").read_text())
+    run = json.loads((out / "lftf_run.json").read_text())
+    info = run["result"]
     assert len(info["sweep"]) == 4 and info["requests"] == 943
     assert {tuple(e["layers"]) for e in info["sweep"]} == {(3,), (2, 3)}
     chosen = next(
@@ -199,8 +203,9 @@ def test_cli_writes_the_adapter_the_record_and_the_dev_sweep(tiny_llama, tmp_pat
     )
     assert chosen is not None and [r["layer"] for r in info["edits"]] == info["chosen"]["layers"]
     assert all(r["delta_norm"] > 0 and r["rank"] <= info["chosen"]["rank"] for r in info["edits"])
-    assert info["timings_s"]["values"] > 0 and info["seed"] == 42 and info["versions"]["lftf"]
-    assert json.loads((out / "dama_config.json").read_text())["ranks"] == [2, 4]
+    assert info["timings_s"]["values"] > 0 and run["seed"] == 42 and run["versions"]["lftf"]
+    saved = json.loads((out / "lftf_config.json").read_text())
+    assert saved["ranks"] == [2, 4] and saved["lftf_method"] == "dama"
     assert "**chosen**" in (out / "dama_sweep.md").read_text()
     assert (out / "dama_sweep.png").stat().st_size > 0
     assert (out / "adapter_config.json").exists()
@@ -289,7 +294,7 @@ def test_dama_removes_the_slope_a_gendered_mlp_writes(tiny_llama):
 
 
 def test_the_second_moment_is_k_transpose_k_over_n(tiny_llama):
-    from lftf_train.editors.common import inputs_at, second_moment
+    from lftf_train.editing import inputs_at, second_moment
 
     _, model, tok = tiny_llama
     texts = ["The nurse smiled because she was happy.", "The pilot went to bed because he"]
@@ -310,7 +315,7 @@ def test_the_second_moment_is_k_transpose_k_over_n(tiny_llama):
 
 
 def test_whitening_runs_on_a_corpus_sampled_from_the_model(tiny_llama, tmp_path, monkeypatch):
-    from lftf_train.editors.common import corpus
+    from lftf_train.editing import corpus
 
     path, model, tok = tiny_llama
     monkeypatch.setenv("LFTF_CACHE", str(tmp_path / "cache"))
@@ -318,8 +323,8 @@ def test_whitening_runs_on_a_corpus_sampled_from_the_model(tiny_llama, tmp_path,
     assert sum(len(tok(t, add_special_tokens=False).input_ids) for t in texts) >= 600
     assert corpus(model, tok, path, seed=3, n_tokens=600) == texts  # cached, same text
     out = tmp_path / "white"
-    argv = ["dama", "--model", path, "--layers", "3", "--rank", "2", "--whitening"]
+    argv = ["dama", "--model", path, "--layers", "3", "--ranks", "2", "--whitening"]
     argv += ["--cov-tokens", "600", "--v-num-grad-steps", "3", "--output-dir", str(out)]
     assert cli.main(argv) == 0
-    info = json.loads((out / "dama.json").read_text())
-    assert info["config"]["whitening"] is True and info["edits"][0]["rank"] == 2
+    run = json.loads((out / "lftf_run.json").read_text())
+    assert run["config"]["whitening"] is True and run["result"]["edits"][0]["rank"] == 2

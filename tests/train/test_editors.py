@@ -8,10 +8,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+import lftf_train
 from lftf_tasks.axis import load_axis
-from lftf_train import cli, data, pipeline
-from lftf_train.editors import memit, rome, sequence
-from lftf_train.editors.common import (
+from lftf_train import cli, data
+from lftf_train.editing import (
     Request,
     context_templates,
     frozen,
@@ -19,8 +19,9 @@ from lftf_train.editors.common import (
     subject_offsets,
     word_ids,
 )
-from lftf_train.editors.config import EditConfig
-from lftf_train.editors.values import SplitAtSubject
+from lftf_train.methods.edit import memit, rome, sequence
+from lftf_train.methods.edit.config import EditConfig
+from lftf_train.methods.edit.values import SplitAtSubject
 from lftf_train.scoring import encode, score_prompts
 
 from ..helpers import run_cli
@@ -71,10 +72,10 @@ def test_the_split_forward_equals_a_plain_forward(tiny_llama):
             assert torch.allclose(subject, alone, atol=1e-4)
 
 
-def _edited(tiny_llama, editor, limit=1, log=print, **settings):
+def _edited(tiny_llama, editor, edits=1, log=print, **settings):
     path, model, tok = tiny_llama
     model = copy.deepcopy(model)
-    config = EditConfig(model=path, editor=editor, limit=limit, cov_tokens=500, **settings)
+    config = EditConfig(model=path, editor=editor, edits=edits, cov_tokens=500, **settings)
     texts = ["The nurse smiled because she was happy and the pilot went to bed because he"] * 20
     result = sequence.run_edits(model, tok, config, lambda: texts, log=log, show_progress=False)
     return model, tok, config, result
@@ -95,7 +96,7 @@ def test_one_edit_makes_its_target_the_likeliest_next_token(tiny_llama, editor):
         before = model(**encode(tok, [request.prompt])).logits[0, -1]
     assert before.argmax().item() != target
     with frozen(model):
-        rome.edit(model, tok, request, target, 1, templates, config, None)
+        rome.edit(model, tok, request, target, [1], templates, config, None, editor == "r-rome")
     with torch.no_grad():
         after = model(**encode(tok, [request.prompt])).logits[0, -1]
     assert after.argmax().item() == target
@@ -142,27 +143,31 @@ def test_edits_accumulate_in_order_with_counter_targets(tiny_llama, monkeypatch)
     monkeypatch.setattr(sequence, "LOG_EVERY", 2)
     lines = []
     _, _, config, result = _edited(
-        tiny_llama, "rome", limit=3, log=lines.append, v_num_grad_steps=3
+        tiny_llama, "rome", edits=3, log=lines.append, v_num_grad_steps=3
     )
     assert [line.split(" in ")[0] for line in lines[1:]] == ["rome: 2/3 edits"]  # progress
     chosen = sequence.chosen_requests(config, model, tok)
     assert [r["prompt"] for r in result["edits"]] == [c["request"].prompt for c in chosen]
-    probs = sequence.pronoun_probs(
-        model, tok, [c["request"].prompt for c in chosen], word_ids(tok, ["he", "she"])
+    probs = sequence.group_probs(
+        model,
+        tok,
+        [c["request"].prompt for c in chosen],
+        [[i] for i in word_ids(tok, ["he", "she"])],
     )
     for record, (p_he, p_she) in zip(result["edits"], probs.tolist()):
         assert record["target"] == ("he" if p_he < p_she else "she")  # the less likely one
-    fixed = sequence.chosen_requests(EditConfig(model=path, target="she", limit=3), model, tok)
+    fixed = sequence.chosen_requests(EditConfig(model=path, target="she", edits=3), model, tok)
     assert {c["target"] for c in fixed} == {"she"}
 
 
 def test_the_saved_adapter_reproduces_the_edited_model(tiny_llama, tmp_path):
     path, _, tok = tiny_llama
-    config = EditConfig(model=path, editor="memit", layers="1-2", limit=2, cov_tokens=500)
+    config = EditConfig(model=path, editor="memit", layers="1-2", edits=2, cov_tokens=500)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     texts = ["The nurse smiled because she was happy and the pilot went to bed because he"] * 20
-    info, edited = pipeline.apply_edits(model, tok, path, config, tmp_path, log=lambda *_: None)
-    assert info["edited_modules"] == [
+    result = lftf_train.debias(model, tok, config, log=lambda *_: None)
+    edited = result.model
+    assert result.record["result"]["edited_modules"] == [
         "model.layers.1.mlp.down_proj",
         "model.layers.2.mlp.down_proj",
     ]
@@ -178,11 +183,12 @@ def test_cli_writes_every_edit_with_its_efficacy_and_provenance(tiny_llama, tmp_
     path, _, _ = tiny_llama
     monkeypatch.setenv("LFTF_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "edit"
-    argv = ["edit", "--model", path, "--editor", "memit", "--limit", "2", "--cov-tokens", "400"]
+    argv = ["edit", "--model", path, "--editor", "memit", "--edits", "2", "--cov-tokens", "400"]
     assert cli.main([*argv, "--output-dir", str(out)]) == 0
-    info = json.loads((out / "edits.json").read_text())
-    assert info["editor"] == "memit" and len(info["edits"]) == 2 and info["seed"] == 42
-    for record in info["edits"]:
+    run = json.loads((out / "lftf_run.json").read_text())
+    info, edits = run["result"], json.loads((out / "edits.json").read_text())["edits"]
+    assert info["editor"] == "memit" and len(edits) == 2 and run["seed"] == 42
+    for record in edits:
         assert {
             "prompt",
             "subject",
@@ -193,8 +199,8 @@ def test_cli_writes_every_edit_with_its_efficacy_and_provenance(tiny_llama, tmp_
         } <= set(record)
         assert record["p_target_after"] > record["p_target_before"]
     assert info["summary"]["edits"] == 2 and info["timings_s"]["edits"] > 0
-    assert info["config"]["mom2_adjustment"] is True and info["versions"]["lftf"]
-    assert json.loads((out / "edit_config.json").read_text())["editor"] == "memit"
+    assert run["config"]["mom2_adjustment"] is True and run["versions"]["lftf"]
+    assert json.loads((out / "lftf_config.json").read_text())["editor"] == "memit"
     assert (out / "adapter_model.safetensors").exists()
 
 
@@ -203,7 +209,8 @@ def test_cli_writes_every_edit_with_its_efficacy_and_provenance(tiny_llama, tmp_
     [
         (["--layers", "9"], "out of range: the model has blocks 0..3"),
         (["--editor", "memit", "--no-mom2-adjustment"], "needs the keys' second moment"),
-        (["--limit", "0"], "EditConfig.limit"),
+        (["--edits", "0"], "EditConfig.edits"),
+        (["--target", "they"], "EditConfig.target"),
     ],
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lftf_train import data, locate
+from lftf_train import data
+from lftf_train import locating as locate
 
 
 def test_bmi_from_hidden_states_matches_a_manual_computation(tiny_llama):

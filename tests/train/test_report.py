@@ -7,7 +7,8 @@ import json
 import pytest
 
 from lftf_train import cli
-from lftf_train.report import NOT_RUN, PB_INSTRUCTION, slug
+from lftf_train.methods.pb import PB_INSTRUCTION
+from lftf_train.report import slug
 
 from ..helpers import REPORT_ROWS
 
@@ -59,8 +60,8 @@ def report(tiny_llama, tmp_path_factory):
 def test_every_row_and_file_is_there(report):
     out, rows, _ = report
     assert list(rows) == REPORT_ROWS
-    for name in NOT_RUN:
-        assert rows[name]["status"].startswith("not run")
+    assert [n for n, r in rows.items() if r["status"] != "ok"] == ["MEND"]
+    assert rows["MEND"]["status"].startswith("not run")
     for name in (
         "report.md",
         "report.json",
@@ -82,7 +83,7 @@ def test_every_row_and_file_is_there(report):
 def test_the_dama_row_states_its_blocks_and_rank_and_is_scored_from_its_adapter(report):
     out, rows, info = report
     dama = info["rows"]["DAMA"]
-    chosen = json.loads((out / "rows" / "dama" / "dama.json").read_text())["chosen"]
+    chosen = json.loads((out / "rows" / "dama" / "lftf_run.json").read_text())["result"]["chosen"]
     assert dama["layers"] == chosen["layers"] and dama["rank"] == chosen["rank"] in (2, 4)
     label = f"DAMA (blocks {chosen['layers'][0]}-3, k {chosen['rank']})"
     assert chosen["layers"][-1] == 3 and f"| {label} |" in (out / "report.md").read_text()
@@ -97,7 +98,7 @@ def test_the_dama_row_states_its_blocks_and_rank_and_is_scored_from_its_adapter(
 def test_numbers_are_lm_evals_own(report):
     out, rows, _ = report
     for name, row in rows.items():
-        if name in NOT_RUN:
+        if row["status"] != "ok":
             continue
         raw = json.loads((out / "rows" / slug(name) / "lm_eval_results.json").read_text())
         r = raw["results"]
@@ -135,11 +136,12 @@ def test_trained_rows_are_what_they_claim(report):
     for name, claims in expected.items():
         folder = out / "rows" / slug(name)
         run = json.loads((folder / "lftf_run.json").read_text())
-        config = {**run["config"], "blocks": run["blocks"]}
+        config = {**run["config"], "blocks": run["result"]["blocks"]}
         for key, value in claims.items():
             assert config[key] == value, (name, key)
         if name != "FPFT":
-            assert run["blocks"] == info["blocks"] == [info["bmi"]["top_block"]["hidden_states"]]
+            blocks = run["result"]["blocks"]
+            assert blocks == info["blocks"] == [info["bmi"]["top_block"]["hidden_states"]]
         raw = json.loads((folder / "lm_eval_results.json").read_text())
         assert ",peft=" in raw["model_args"]  # evaluated from the saved adapter, as users do
         assert not (folder / "adapter").exists()  # removed unless --save-adapters
@@ -168,9 +170,10 @@ def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report)
     for name, editor in (("ROME", "rome"), ("R-ROME", "r-rome"), ("MEMIT", "memit")):
         row = info["rows"][name]
         edits = json.loads((out / "rows" / slug(name) / "edits.json").read_text())
-        assert edits["editor"] == editor and len(edits["edits"]) == row["edits"] == 2
+        run = json.loads((out / "rows" / slug(name) / "lftf_run.json").read_text())["result"]
+        assert run["editor"] == editor and len(edits["edits"]) == row["edits"] == 2
         assert (
-            row["layers"] == edits["blocks"]
+            row["layers"] == run["blocks"]
             and f"| {row['label']} |" in (out / "report.md").read_text()
         )
         assert rows[name]["settings"].startswith("2 sequential edits")

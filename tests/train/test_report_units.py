@@ -6,33 +6,64 @@ import pytest
 
 from lftf_tasks.axis import load_axis
 from lftf_train import plots
-from lftf_train.config import LFTFConfig
+from lftf_train.config import LocateConfig
+from lftf_train.methods.pb import PB_INSTRUCTION
 from lftf_train.report import (
     ReportSettings,
     general_metrics,
-    method_rows,
     per_profession_gap,
+    plan,
+    row_config,
     write_csv,
 )
 
 from ..helpers import REPORT_ROWS
 
 
+def _planned(axis_name: str = "gender", **settings) -> dict:
+    """label -> (method, row, the row's config, or the error its method refuses with)."""
+    axis, s = load_axis(axis_name), ReportSettings(**settings)
+    base, rows = LocateConfig(axis=axis_name), {}
+    for row, method in plan(axis):
+        try:
+            config = (
+                method
+                and not row.not_run
+                and row_config(base, method, row.config_overrides(s, axis))
+            )
+        except ValueError as err:
+            config = err
+        rows[row.label] = (method, row, config)
+    return rows
+
+
 def test_row_plan_matches_the_papers_comparisons():
-    rows = method_rows(LFTFConfig(), ReportSettings(tuned_lr=3e-4, tuned_epochs=5), [29])
-    assert [name for name, _, _ in rows] == REPORT_ROWS
-    plan = {name: (kind, config) for name, kind, config in rows}
+    rows = _planned(tuned_lr=3e-4, tuned_epochs=5)
+    assert list(rows) == REPORT_ROWS
+    config = {name: c for name, (_, _, c) in rows.items()}
     assert (
-        plan["LFTF (paper defaults)"][1].lr == 1e-5 and plan["LFTF (paper defaults)"][1].epochs == 2
+        config["LFTF (paper defaults)"].lr == 1e-5 and config["LFTF (paper defaults)"].epochs == 2
     )
-    assert plan["LFTF (dev-tuned)"][1].lr == 3e-4 and plan["LFTF (dev-tuned)"][1].epochs == 5
-    assert plan["FPFT"][1].blocks == "all" and plan["FPFT"][1].lr == 3e-4
-    assert plan["w/o ATT"][1].modules == ["mlp"] and plan["w/o MLP"][1].modules == ["attn"]
-    assert plan["w/o he"][1].terms == ["she"] and plan["w/o she"][1].terms == ["he"]
-    assert plan["PB"][0] == "prompt" and plan["MEND"][0] == "not_run"
-    assert plan["MEMIT"][1].editor == "memit" and plan["MEMIT"][1].limit == 6
-    kind, dama = plan["DAMA"]
-    assert kind == "dama" and dama.ranks == [8] and dama.layers == "auto" and dama.seed == 42
+    assert config["LFTF (dev-tuned)"].lr == 3e-4 and config["LFTF (dev-tuned)"].epochs == 5
+    assert config["FPFT"].blocks == "all" and config["FPFT"].lr == 3e-4
+    assert config["w/o ATT"].modules == ["mlp"] and config["w/o MLP"].modules == ["attn"]
+    assert config["w/o he"].terms == ["she"] and config["w/o she"].terms == ["he"]
+    assert rows["Original"][0] is None and rows["MEND"][1].not_run.startswith("not run")
+    assert rows["PB"][0].name == "pb" and config["PB"].instruction == PB_INSTRUCTION
+    assert config["MEMIT"].editor == "memit" and config["MEMIT"].edits == 6
+    assert rows["DAMA"][0].name == "dama"
+    dama = config["DAMA"]
+    assert dama.ranks == [8] and dama.layers == "auto" and dama.seed == 42
+
+
+def test_ablation_rows_are_named_from_the_axis_groups():
+    rows = _planned("religion")
+    labels = ["christianity", "islam", "judaism", "hinduism"]
+    assert [n for n in rows if n.startswith("w/o ") and n not in ("w/o ATT", "w/o MLP")] == [
+        f"w/o {g}" for g in labels
+    ]
+    assert rows["w/o islam"][2].terms == ["christianity", "judaism", "hinduism"]
+    assert "stereotype slopes" in str(rows["DAMA"][2])  # the report marks it "not run: ..."
 
 
 def test_general_task_metrics_are_read_from_lm_eval_results():

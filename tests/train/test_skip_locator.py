@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from lftf_train import data, locate, plots
+from lftf_train import data, plots
+from lftf_train import locating as locate
 from lftf_train.blocks import decoder_layers
 from lftf_train.scoring import target_token_ids
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lftf_train import data
-from lftf_train.config import LFTFConfig
 from lftf_train.evaluate import bias_summary
-from lftf_train.locate import locate_blocks
+from lftf_train.locating import locate_blocks
+from lftf_train.methods.lftf.config import LFTFConfig
 from lftf_train.scoring import score_prompts
 
 from ..helpers import finetune_smollm2
@@ -98,7 +98,7 @@ def test_lftf_recipe_cuts_test_afgb_by_two_thirds_and_keeps_ub(
     assert before["ub"] == pytest.approx(0.3961, abs=1e-4)
     assert after["afgb_avg"] == pytest.approx(0.0435, abs=1e-4)
     assert after["ub"] == pytest.approx(0.4223, abs=1e-4)
-    assert len(result.history) == 8 and result.best_epoch == 7
+    assert len(result["history"]) == 8 and result["best_epoch"] == 7
 
 
 def test_fpft_drives_ub_toward_zero(smollm2_path, smollm2):

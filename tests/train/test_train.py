@@ -5,9 +5,15 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lftf_tasks.axis import load_axis
-from lftf_train.adapters import wrap_for_training
-from lftf_train.config import LFTFConfig
-from lftf_train.train import BestEpochTracker, best_epoch, epoch_batches, finetune, lftf_loss
+from lftf_train.methods.lftf.config import LFTFConfig
+from lftf_train.methods.lftf.model import wrap_for_training
+from lftf_train.methods.lftf.train import (
+    BestEpochTracker,
+    best_epoch,
+    epoch_batches,
+    finetune,
+    lftf_loss,
+)
 
 GENDER = load_axis("gender")
 

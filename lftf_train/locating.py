@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from lftf_train import data
 from lftf_train.blocks import decoder_layers, num_blocks, resolve_blocks
-from lftf_train.config import BMI_SOURCES, LFTFConfig
+from lftf_train.config import BMI_SOURCES, LocateConfig
 from lftf_train.scoring import (
     contiguous_head_input,
     encode,
@@ -166,7 +166,7 @@ def seed_robustness(scores_per_seed: list[list[float]]) -> dict:
     }
 
 
-def ranking_key(config: LFTFConfig) -> str:
+def ranking_key(config: LocateConfig) -> str:
     """Which ranking blocks='auto' follows: a BMI source or 'skip'."""
     return "skip" if config.locator == "skip" else config.bmi_source
 
@@ -174,7 +174,7 @@ def ranking_key(config: LFTFConfig) -> str:
 def locate_blocks(
     model,
     tokenizer,
-    config: LFTFConfig,
+    config: LocateConfig,
     seeds: list[int] | None = None,
     show_progress: bool = True,
     with_skip: bool | None = None,
@@ -218,17 +218,19 @@ def locate_blocks(
     return report
 
 
-def blocks_from(config: LFTFConfig, n_blocks: int, located: dict | None) -> list[int]:
-    """config.blocks as block indices; 'auto' takes the top of ``located``'s ranking that
-    config.locator / config.bmi_source name."""
+def blocks_from(config, n_blocks: int, located: dict | None) -> list[int]:
+    """config.blocks (an LFTFConfig's) as block indices; 'auto' takes the top of
+    ``located``'s ranking that config.locator / config.bmi_source name."""
     ranking_ = located["ranking"][ranking_key(config)] if located else None
     return resolve_blocks(config.blocks, n_blocks, ranking_, config.num_blocks)
 
 
-def choose_blocks(model, tokenizer, config: LFTFConfig, log=print) -> tuple[list[int], dict | None]:
-    """(blocks to train, the locate report or None): locates first when blocks='auto'."""
-    located = None
-    if config.blocks == "auto":
+def choose_blocks(
+    model, tokenizer, config, located: dict | None = None, log=print
+) -> tuple[list[int], dict | None]:
+    """(blocks to train, the locate report or None): with blocks='auto', the ranking of
+    ``located`` (a locate report made once for several runs) or of a new locate."""
+    if config.blocks == "auto" and located is None:
         located = locate_blocks(model, tokenizer, config)
         key = ranking_key(config)
         log(f"locator {key}: top blocks {located['ranking'][key][:5]}")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from lftf_train.editors.common import Request, down_proj, inputs_at, prompt_batches, subject_offsets
-from lftf_train.editors.values import optimise_value
+from lftf_train.editing import Request, down_proj, inputs_at, prompt_batches, subject_offsets
+from lftf_train.methods.edit.values import optimise_value
 
 
 def rank_one_update(weight, key, value, left) -> torch.Tensor:
@@ -31,8 +31,21 @@ def keys(model, tokenizer, texts, offsets, layer: int) -> torch.Tensor:
     return inputs_at(model, down_proj(model, layer), batches, offsets)
 
 
-def edit(model, tokenizer, request: Request, target: int, layer: int, templates, config, moment):
-    """One ROME or R-ROME edit (config.editor), applied in place; what it did."""
+def edit(
+    model,
+    tokenizer,
+    request: Request,
+    target: int,
+    blocks,
+    templates,
+    config,
+    moments,
+    averaged_key: bool = False,
+):
+    """One ROME edit of ``blocks[0]`` (``averaged_key``: R-ROME's), applied in place; what
+    it did. ``moments``: {block: C} with the second-moment adjustment, else None."""
+    layer = blocks[0]
+    moment = moments[layer] if moments is not None else None
     texts = [t.format(request.prompt) for t in templates]
     offsets = subject_offsets(tokenizer, texts, request.subject)
     k = keys(model, tokenizer, texts, offsets, layer)
@@ -43,7 +56,7 @@ def edit(model, tokenizer, request: Request, target: int, layer: int, templates,
     value = optimise_value(
         model, tokenizer, texts, offsets, kl_text, kl_offset, target, layer, "mlp", config
     )
-    key = k_star if config.editor == "r-rome" else k[0]  # the bare prompt is texts[0]
+    key = k_star if averaged_key else k[0]  # the bare prompt is texts[0]
     weight = down_proj(model, layer).weight
     update = rank_one_update(weight.detach().cpu(), key, value.v0 + value.delta, left / left.norm())
     weight.data += update.to(weight.device, weight.dtype)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from sklearn.cross_decomposition import PLSRegression
 
 from lftf_train.blocks import num_blocks
-from lftf_train.editors.common import (
+from lftf_train.editing import (
     down_proj,
     frozen,
     head_of,
@@ -39,10 +39,11 @@ from lftf_train.editors.common import (
     requests,
     word_ids,
 )
-from lftf_train.editors.config import DAMAConfig
 from lftf_train.logits import FromPrefixCache, evaluate_dev
+from lftf_train.methods.dama.config import DAMAConfig
 from lftf_train.prefix import PrefixCache, collate, starting_at_block
 from lftf_train.scoring import target_token_ids
+from lftf_train.tables import span
 
 # --- the closed forms ------------------------------------------------------------------
 
@@ -211,11 +212,7 @@ def choose(sweep: list[dict], original: dict, metrics: dict, min_ratio: float) -
 def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -> dict:
     """Values, then every (layer set, rank) on the dev splits, then the chosen setting applied
     to ``model`` (in place). ``moments_fn(layers)`` gives {layer: C} for whitening."""
-    axis = config.load_axis()
-    if not axis.slopes:
-        raise ValueError(
-            f"DAMA is chosen by the stereotype slopes, which axis '{axis.name}' does not define"
-        )
+    axis = config.load_axis()  # DAMAConfig refuses an axis without stereotype slopes
     target_token_ids(tokenizer, axis)
     sets = config.layer_sets(num_blocks(model))
     reqs = requests(axis)
@@ -262,13 +259,6 @@ def _restore(model, originals: dict) -> None:
     with torch.no_grad():
         for layer, weight in originals.items():
             down_proj(model, layer).weight.copy_(weight)
-
-
-def span(layers: list[int]) -> str:
-    """[19, 20, ..., 27] -> '19-27'; other sets comma-separated."""
-    if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
-        return f"{layers[0]}-{layers[-1]}"
-    return ",".join(map(str, layers))
 
 
 def _describe(entry: dict, axis) -> str:

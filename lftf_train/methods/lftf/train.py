@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from lftf_tasks.axis import Axis
 from lftf_train import data
-from lftf_train.config import LFTFConfig
 from lftf_train.logits import FromPrefixCache, FullForward, evaluate_dev
+from lftf_train.methods.lftf.config import LFTFConfig
 from lftf_train.prefix import PrefixCache, verify_prefix_cache
 from lftf_train.scoring import contiguous_head_input, group_logprobs, target_token_ids
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 
 from lftf_train.blocks import decoder_layers
-from lftf_train.editors.common import Request, down_proj, inputs_at, prompt_batches, subject_offsets
-from lftf_train.editors.rome import keys
-from lftf_train.editors.values import optimise_value
+from lftf_train.editing import Request, down_proj, inputs_at, prompt_batches, subject_offsets
+from lftf_train.methods.edit.rome import keys
+from lftf_train.methods.edit.values import optimise_value
 
 
 def memit_update(resid, keys, second_moment, weight: float) -> torch.Tensor:

@@ -1,0 +1,118 @@
+"""LFTFConfig: what LFTF locates, which parameters it trains, and how (PEFT-style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lftf_train.config import LocateConfig, _csv, option
+
+MODULE_CHOICES = ("attn", "mlp")
+METHOD_CHOICES = ("full", "lora")
+SELECT_CHOICES = ("last", "best_dev")
+TRAIN = "fine-tuning"
+
+
+@dataclass
+class LFTFConfig(LocateConfig):
+    """What to locate, which parameters to train, and how. FPFT is ``blocks='all'``; the
+    paper's ablations are ``modules`` (w/o ATT, w/o MLP) and ``terms`` (w/o he, w/o she)."""
+
+    method: str = option(
+        "full",
+        "'full': every weight of the chosen blocks (the paper). 'lora': PEFT LoRA restricted "
+        "to those blocks (for big models).",
+        choices=METHOD_CHOICES,
+        group=TRAIN,
+    )
+    blocks: Any = option(
+        "auto",
+        "'auto' (the num_blocks blocks with the highest BMI), 'all' (every block: the FPFT "
+        "baseline), or block indices such as '29' or '3,10' (0-based).",
+        group=TRAIN,
+    )
+    num_blocks: int = option(1, "With blocks='auto': how many top blocks.", group=TRAIN)
+    modules: Any = option(
+        MODULE_CHOICES,
+        "Parts of each block to train: 'attn' (self-attention and its input norm), 'mlp' "
+        "(MLP and its norm), or both (the whole block). Ablations: w/o MLP = attn, "
+        "w/o ATT = mlp.",
+        group=TRAIN,
+    )
+    terms: Any = option(
+        None,
+        "Loss terms, by group label: L = mean over prompts of the sum of -log P(group|p). "
+        "Default: every group of the axis ('he,she' for gender: LFTF); 'he' or 'she' alone "
+        "are the w/o-she / w/o-he ablations.",
+        group=TRAIN,
+    )
+    lr: float = option(1e-5, "Adam learning rate (paper: 1e-5).", group=TRAIN)
+    epochs: int = option(2, "Passes over GenBiasEval-train (paper: 2).", group=TRAIN)
+    batch_size: int = option(32, "Prompts per step (paper: 32).", group=TRAIN)
+    weight_decay: float = option(0.0, "Adam weight decay.", group=TRAIN)
+    max_grad_norm: float | None = option(
+        None, "Clip the gradient norm to this value (None: no clip).", group=TRAIN
+    )
+    select: str = option(
+        "last",
+        "'last': keep the weights after the last epoch (the paper). 'best_dev': keep the epoch "
+        "with the lowest dev bias (GenBiasEval-dev AFGB for gender) among those whose dev hint "
+        "score (GenHintEval-dev UB) keeps min_ub_ratio of the original (early stopping).",
+        choices=SELECT_CHOICES,
+        group=TRAIN,
+    )
+    min_ub_ratio: float = option(
+        0.8,
+        "With select='best_dev': an epoch counts only if its dev hint score (UB for gender) is "
+        "at least this fraction of the untrained model's (0: no guard).",
+        group=TRAIN,
+    )
+    patience: int | None = option(
+        None,
+        "With select='best_dev': stop after this many epochs without a new best.",
+        group=TRAIN,
+    )
+    naive: bool = option(
+        False,
+        "A full forward per step instead of the cached prefix (same losses, slower; for "
+        "checking and benchmarks).",
+        group=TRAIN,
+    )
+    lora_r: int = option(16, "LoRA rank (method='lora').", group=TRAIN)
+    lora_alpha: int = option(32, "LoRA alpha (method='lora').", group=TRAIN)
+    lora_dropout: float = option(0.0, "LoRA dropout (method='lora').", group=TRAIN)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        modules = _csv(self.modules)
+        if not modules or any(m not in MODULE_CHOICES for m in modules):
+            self._fail("modules", f"choose one or both of {MODULE_CHOICES}, got {self.modules!r}")
+        self.modules = sorted(set(modules), key=MODULE_CHOICES.index)
+        labels = self.load_axis().labels
+        terms = labels if self.terms is None else _csv(self.terms)
+        if not terms or any(t not in labels for t in terms):
+            self._fail("terms", f"choose groups of the axis among {labels}, got {self.terms!r}")
+        self.terms = sorted(set(terms), key=labels.index)
+        self.blocks = self._parse_blocks(self.blocks)
+        self._positive("num_blocks", "epochs", "batch_size")
+        if not self.lr > 0:
+            self._fail("lr", f"must be > 0, got {self.lr!r}")
+        if not self.min_ub_ratio >= 0:
+            self._fail("min_ub_ratio", f"must be >= 0, got {self.min_ub_ratio!r}")
+        if self.patience is not None and self.select != "best_dev":
+            self._fail("patience", "early stopping needs select='best_dev'")
+        if self.method == "lora" and self.lora_r < 1:
+            self._fail("lora_r", f"must be >= 1, got {self.lora_r}")
+
+    def _parse_blocks(self, blocks: Any) -> Any:
+        if blocks in ("auto", "all"):
+            return blocks
+        try:
+            indices = [int(b) for b in _csv(blocks if not isinstance(blocks, int) else [blocks])]
+        except (TypeError, ValueError):
+            self._fail(
+                "blocks", f"'auto', 'all' or block indices like '29' or '3,10'; got {blocks!r}"
+            )
+        if not indices or any(i < 0 for i in indices):
+            self._fail("blocks", f"block indices are 0-based and non-negative; got {blocks!r}")
+        return sorted(set(indices))
