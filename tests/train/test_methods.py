@@ -218,3 +218,20 @@ def test_a_registered_method_is_a_report_row(toy_method, tiny_llama, tmp_path, c
     assert record["method"] == "scale-logits" and record["config"]["factor"] == 0.25
     code, _, err = run_cli(capsys, "report", "--model", path, "--rows", "Nope", "--output-dir", out)
     assert code == 2 and "Scale logits" in err  # the error lists the rows, the toy's too
+
+
+def test_an_installed_package_registers_its_methods_through_an_entry_point(tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from lftf_train import registry
+
+    (tmp_path / "my_lftf_methods.py").write_text(readme_python_example("register_method"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = [EntryPoint("scale", "my_lftf_methods", registry.ENTRY_POINTS)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: found)
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        assert "scale-logits" in registry.methods()
+        assert registry.get_method("scale-logits").config_cls.__name__ == "ScaleLogitsConfig"
+    finally:
+        unregister_method("scale-logits")
