@@ -47,7 +47,7 @@ def run_locate(config, out_dir: Path, overwrite: bool, seeds=None, log=print) ->
     report = locate_blocks(model, tokenizer, config, seeds, with_skip=True)
     with atomic_output_dir(out_dir, overwrite) as tmp:
         write_locate_outputs(tmp, report, resolved)
-        config.save(tmp / CONFIG_FILE, method="locate")
+        config.save(tmp / CONFIG_FILE)  # fields every method that locates shares
     for key in report["ranking"]:
         name = "skip" if key == "skip" else f"BMI {key}"
         chosen = " (used for --blocks auto)" if key == ranking_key(config) else ""
