@@ -77,6 +77,7 @@ class DebiasResult:
     tokenizer: object
     record: dict
     adapted: Adapted = field(repr=False)
+    context: Context = field(repr=False, default_factory=Context)  # to share with later runs
 
     @property
     def system_instruction(self) -> str | None:
@@ -101,24 +102,26 @@ class DebiasResult:
             self.write(tmp, final=Path(folder), merged=merged)
         return Path(folder)
 
-    def write(self, folder: Path, final: Path | None = None, merged: bool = False) -> None:
+    def write(
+        self, folder: Path, final: Path | None = None, merged: bool = False, artifacts=True
+    ) -> None:
         """What ``save_pretrained`` writes, into an existing folder (``final``: where it
-        will live, for the record's load_with)."""
+        will live, for the record's load_with; ``artifacts``: the method's own files too)."""
         self.record["load_with"] = self.load_with(final or folder)
         if isinstance(self.model, PeftModel):
             self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
-        self.write_records(folder)
+        self.write_records(folder, artifacts)
         if merged:
             if not isinstance(self.model, PeftModel):
                 raise ValueError(f"method {self.method} changes no weights: nothing to merge")
             save_merged(self.model, self.tokenizer, folder / "merged")
 
-    def write_records(self, folder: Path) -> None:
+    def write_records(self, folder: Path, artifacts: bool = True) -> None:
         """The config, the run record and the method's own files (figures, tables)."""
         self.config.save(folder / CONFIG_FILE, method=self.method)
         write_json(folder / RECORD_FILE, self.record)
-        for write_file in self.adapted.artifacts.values():
+        for write_file in self.adapted.artifacts.values() if artifacts else ():
             write_file(folder, self.record)
 
 
@@ -132,7 +135,7 @@ def debias(model, tokenizer, config, *, context: Context | None = None, log=prin
         context.resolved_model = resolved
     adapted = method.apply(model, tokenizer, config, context)
     record = run_record(config, method.name, context.resolved_model, adapted.details)
-    return DebiasResult(method.name, config, adapted.model, tokenizer, record, adapted)
+    return DebiasResult(method.name, config, adapted.model, tokenizer, record, adapted, context)
 
 
 def get_lftf_model(model, config: LFTFConfig, tokenizer=None) -> PeftModel:

@@ -74,7 +74,9 @@ class Adapted:
 class Context:
     """What a caller shares with every method it applies: how to log, whether to draw
     progress bars, the path or id the model was loaded from (records, lm-eval), and work
-    done once for several methods (a locate report for blocks='auto', a prefix cache)."""
+    done once for several methods (a locate report for blocks='auto'; the prefix cache the
+    first LFTF run builds). Share a context only across copies of one base model: the
+    cached states belong to its weights."""
 
     resolved_model: str = ""
     log: Callable = print

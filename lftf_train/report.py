@@ -207,7 +207,7 @@ def run_row(shared: _Shared, row: ReportRow, method: Method | None, folder: Path
     config = row_config(shared.config, method, overrides)
     start = time.perf_counter()
     result = debias(copy.deepcopy(shared.base), shared.tokenizer, config, context=shared.context)
-    result.write(folder / "adapter")
+    result.write(folder / "adapter", artifacts=False)  # the figures go beside it, once
     result.write_records(folder)
     adapted = result.adapted
     entry = {"status": "ok", "method": method.name, "config": config.to_dict()}

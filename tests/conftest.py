@@ -103,20 +103,10 @@ def smollm2(smollm2_path):
 
 
 @pytest.fixture(scope="session")
-def smollm2_cache(smollm2):
-    """The prefix cache at block 29 (SmolLM2's top BMI block) for the gender axis."""
-    from lftf_tasks.axis import load_axis
-    from lftf_train.prefix import PrefixCache
-
-    model, tok = smollm2
-    return PrefixCache.build(model, tok, 29, load_axis("gender"))
-
-
-@pytest.fixture(scope="session")
-def smollm2_lftf(tmp_path_factory):
+def smollm2_api_run(tmp_path_factory):
     """The README's recipe (block 29, lr 1e-4, 7 epochs, seed 42) trained once through the
     README's Python API example, executed as written (in a scratch folder, where it saves
-    its adapter), plus a merged model: (model, the run record's result, adapter folder)."""
+    its adapter), plus a merged model: (DebiasResult, adapter folder)."""
     from lftf_train.export import save_merged
 
     namespace = {}
@@ -126,6 +116,22 @@ def smollm2_lftf(tmp_path_factory):
         out = Path("outputs/api/lftf-smollm2").resolve()  # where the example saves
     result = namespace["result"]
     save_merged(result.model, result.tokenizer, out / "merged")
+    return result, out
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(smollm2_api_run):
+    """The prefix cache at block 29 (SmolLM2's top BMI block) for the gender axis: the one
+    the README's run built from the same weights (the blocks below 29 never train)."""
+    cache = smollm2_api_run[0].context.prefix_cache
+    assert (cache.block, cache.axis) == (29, "gender")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def smollm2_lftf(smollm2_api_run):
+    """The README's LFTF run: (model, the run record's result, adapter folder)."""
+    result, out = smollm2_api_run
     return result.model, result.record["result"], out
 
 

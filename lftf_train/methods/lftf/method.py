@@ -35,18 +35,9 @@ def apply(model, tokenizer, config: LFTFConfig, context: Context) -> Adapted:
         show_progress=context.show_progress,
         prefix_cache=context.prefix_cache,
     )
-    details = {
-        "blocks": blocks,
-        "trainable_parameters": trainable,
-        "loss": "mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
-        "best_epoch": result.best_epoch,
-        "history": result.history,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "step_losses": result.step_losses,
-        "training_path": "naive (full forward per step)" if config.naive else "cached prefix",
-        "processes": context.accelerator.num_processes if context.accelerator else 1,
-        "bmi": located,
-    }
+    if context.prefix_cache is None:  # later runs in this context start from it
+        context.prefix_cache = result.prefix_cache
+    details = _details(config, blocks, trainable, result, located, context)
 
     def training_plot(folder, record):
         plots.plot_history(
@@ -72,6 +63,22 @@ def apply(model, tokenizer, config: LFTFConfig, context: Context) -> Adapted:
         },
         artifacts=artifacts,
     )
+
+
+def _details(config: LFTFConfig, blocks, trainable: int, result, located, context) -> dict:
+    """What the run record says about the training."""
+    return {
+        "blocks": blocks,
+        "trainable_parameters": trainable,
+        "loss": "mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "step_losses": result.step_losses,
+        "training_path": "naive (full forward per step)" if config.naive else "cached prefix",
+        "processes": context.accelerator.num_processes if context.accelerator else 1,
+        "bmi": located,
+    }
 
 
 def describe(config: LFTFConfig, blocks: list[int]) -> str:

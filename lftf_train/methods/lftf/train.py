@@ -46,6 +46,7 @@ class TrainResult:
     best_epoch: int = 0
     seconds_per_epoch: list[float] = field(default_factory=list)
     optimized_parameters: int = 0  # elements the optimizer holds state for
+    prefix_cache: PrefixCache | None = None  # the cache it trained from (None: naive)
 
 
 def best_epoch(history: list[dict], min_hint_ratio: float, metrics: dict[str, str]) -> int:
@@ -210,7 +211,9 @@ def finetune(
         )
         optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
         net, optimizer = accelerator.prepare(model, optimizer)
-        return _epochs(model, net, optimizer, loop, axis, show_progress=show_progress, log=log)
+        result = _epochs(model, net, optimizer, loop, axis, show_progress=show_progress, log=log)
+    result.prefix_cache = getattr(source, "cache", None)
+    return result
 
 
 def _epochs(model, net, optimizer, loop: _Loop, axis: Axis, *, show_progress, log) -> TrainResult:
