@@ -197,14 +197,13 @@ class _Shared:
     reference: object  # next-token log-distributions of the original on neutral prompts
 
 
-def run_row(shared: _Shared, row: ReportRow, method: Method | None, folder: Path) -> tuple:
-    """One row: its method applied to a copy of the base model through ``debias()``, the
-    output saved as the CLI saves it (``folder/adapter``; the record and the method's files
-    also in ``folder``): (model, lm-eval model_args, system instruction, row)."""
+def run_row(shared: _Shared, method: Method | None, config, folder: Path) -> tuple:
+    """One row: its method applied with ``config`` to a copy of the base model through
+    ``debias()``, the output saved as the CLI saves it (``folder/adapter``; the record and
+    the method's files also in ``folder``): (model, lm-eval model_args, system instruction,
+    row). No method: the original model."""
     if method is None:
         return shared.base, shared.base_args, None, {"status": "ok", "settings": ""}
-    overrides = row.config_overrides(shared.settings, shared.axis)
-    config = row_config(shared.config, method, overrides)
     start = time.perf_counter()
     result = debias(copy.deepcopy(shared.base), shared.tokenizer, config, context=shared.context)
     result.write(folder / "adapter", artifacts=False)  # the figures go beside it, once
@@ -325,14 +324,16 @@ def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict, dict]:
             continue
         if wanted is not None and row.label not in wanted and method is not None:
             continue
+        try:
+            overrides = row.config_overrides(shared.settings, shared.axis)
+            config = method and row_config(shared.config, method, overrides)
+        except ValueError as err:  # a method whose config refuses this axis says why
+            rows[row.label] = {"status": f"not run: {err}"}
+            continue
         log(f"[{i}/{len(todo)}] {row.label}  ({time.perf_counter() - start:.0f} s so far)")
         row_folder = folder / "rows" / slug(row.label)
         row_folder.mkdir(parents=True)
-        try:
-            model, model_args, instruction, entry = run_row(shared, row, method, row_folder)
-        except ValueError as err:  # a method that refuses this model or axis says why
-            rows[row.label] = {"status": f"not run: {err}"}
-            continue
+        model, model_args, instruction, entry = run_row(shared, method, config, row_folder)
         log(f"[{i}/{len(todo)}] {row.label}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
         scores, case[row.label], gaps[row.label] = _score_row(
             shared, model, model_args, instruction, row_folder
