@@ -235,3 +235,18 @@ def test_an_installed_package_registers_its_methods_through_an_entry_point(tmp_p
         assert registry.get_method("scale-logits").config_cls.__name__ == "ScaleLogitsConfig"
     finally:
         unregister_method("scale-logits")
+
+
+def test_every_method_can_evaluate_before_and_after_the_prompt_baseline_too(
+    tiny_llama, tmp_path, capsys
+):
+    path, _, _ = tiny_llama
+    out = tmp_path / "pb"
+    code, stdout, err = run_cli(
+        capsys, "pb", "--model", path, "--evaluate", "--limit", "4", "--output-dir", out
+    )
+    assert code == 0, err[-3000:]
+    evaluation = json.loads((out / "lftf_run.json").read_text())["evaluation"]
+    assert set(evaluation["rows"]) == {"original", "PB"} and evaluation["limit"] == 4
+    assert evaluation["lm_eval_before"] != evaluation["lm_eval_after"]  # the instruction counts
+    assert "| PB |" in (out / "summary.md").read_text() and "| PB |" in stdout
