@@ -1,4 +1,5 @@
-"""GenBiasEval and GenHintEval (and every other bias axis) as lm-evaluation-harness tasks.
+"""GenBiasEval and GenHintEval (and every other bias axis) as lm-evaluation-harness tasks,
+with WinoBias and Winogender (next pronoun) to check that a debiasing method transfers.
 
 lm_eval --tasks genbiaseval,genhinteval --include_path "$(lftf-tasks-path)" ...
 lftf-eval --tasks genbiaseval,genhinteval,mmlu ...          # same, path added for you
@@ -21,11 +22,14 @@ __all__ = ["DATA_DIR", "TASKS_DIR", "TASK_NAMES", "include_path", "include_paths
 def _task_names() -> tuple[str, ...]:
     from lftf_tasks.axis import BUILTIN_AXES, load_axis
     from lftf_tasks.generate import task_names
+    from lftf_tasks.transfer import TRANSFER_TASK_NAMES
 
-    return tuple(name for axis in BUILTIN_AXES for name in task_names(load_axis(axis)))
+    axes = tuple(name for axis in BUILTIN_AXES for name in task_names(load_axis(axis)))
+    return axes + TRANSFER_TASK_NAMES
 
 
-TASK_NAMES = _task_names()  # genbiaseval, genbiaseval_word, ..., relhinteval_dev
+# genbiaseval, genbiaseval_word, ..., relhinteval_dev, winobias, ..., winogender_next
+TASK_NAMES = _task_names()
 
 
 def include_path() -> str:

@@ -28,6 +28,7 @@ import yaml
 
 from lftf_tasks import metrics
 from lftf_tasks.paths import AXES_DIR, DATA_DIR
+from lftf_tasks.winogender import load_bls
 
 BUILTIN_AXES = ("gender", "religion")
 SPLITS = ("train", "dev", "test")
@@ -68,6 +69,7 @@ class Axis:
     metrics: dict  # bias/hint/mass/relative -> metric name
     source: str
     slopes: bool = False  # records carry the subjects' stereotypical/definitional scores
+    labour: bool = False  # records carry the subjects' BLS % female (lftf_tasks.labour)
     version: float = 1.0  # the task folder's metadata version (bump when scores change)
     paper: dict = field(default_factory=dict)  # name, title, url, citation (for READMEs)
 
@@ -178,6 +180,19 @@ def _slopes(value, subjects, n_groups: int, where: str) -> bool:
     return True
 
 
+def _labour(value, n_groups: int, where: str) -> bool:
+    """``labour_statistics: winogender`` adds the fit of the signed gap on the US labour
+    statistics' % female (lftf_tasks.labour) that ship with Winogender; subjects that are
+    not Winogender occupations get no figure and stay out of the fit."""
+    if value is None:
+        return False
+    if value != "winogender":
+        raise AxisSpecError(f"{where}: 'labour_statistics' can only be 'winogender'")
+    if n_groups != 2:
+        raise AxisSpecError(f"{where}: 'labour_statistics' fit a signed gap: two groups")
+    return True
+
+
 def _paper(value, where: str) -> dict:
     known = {"name", "title", "url", "citation"}
     if not isinstance(value, dict) or set(value) - known:
@@ -185,25 +200,25 @@ def _paper(value, where: str) -> dict:
     return dict(value)
 
 
-def subject_scores(axis: Axis) -> dict[str, dict[str, float]]:
-    """subject -> {"stereotypical": x_s, "definitional": x_f} when the axis has slopes."""
-    if not axis.slopes:
-        return {}
-    return {
-        entry["word"].replace("_", " "): {
-            "stereotypical": entry["stereotypical"],
-            "definitional": entry["definitional"],
-        }
-        for entry in load_professions()["kept"]
-    }
+def subject_scores(axis: Axis) -> dict[str, dict]:
+    """subject -> the fields its bias records carry besides the prompt: the Bolukbasi scores
+    ("stereotypical", "definitional") with slopes, "bls_pct_female" (None where Winogender
+    has no figure) with labour statistics."""
+    scores = {subject: {} for subject in axis.subjects}
+    if axis.slopes:
+        for entry in load_professions()["kept"]:
+            scores[entry["word"].replace("_", " ")].update(
+                stereotypical=entry["stereotypical"], definitional=entry["definitional"]
+            )
+    if axis.labour:
+        bls = load_bls()
+        for subject, fields in scores.items():
+            fields["bls_pct_female"] = bls.get(subject)
+    return scores
 
 
-def parse_axis(raw, source: str = "<spec>") -> Axis:
-    where = f"axis spec {source}"
-    if not isinstance(raw, dict):
-        raise AxisSpecError(f"{where}: expected a mapping at the top level")
-    name = _require(raw, "name", str, where)
-    tasks = raw.get("tasks", {})
+def _groups(raw: dict, where: str) -> list[Group]:
+    """The spec's groups, each with its words, a metric-safe label and a hint."""
     groups = []
     for i, g in enumerate(_require(raw, "groups", list, where)):
         gwhere = f"{where}, group {i + 1}"
@@ -230,6 +245,16 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
         values = [getattr(g, attr) for g in groups]
         if len(set(values)) != len(values):
             raise AxisSpecError(f"{where}: group {attr}s must be distinct, got {values}")
+    return groups
+
+
+def parse_axis(raw, source: str = "<spec>") -> Axis:
+    where = f"axis spec {source}"
+    if not isinstance(raw, dict):
+        raise AxisSpecError(f"{where}: expected a mapping at the top level")
+    name = _require(raw, "name", str, where)
+    tasks = raw.get("tasks", {})
+    groups = _groups(raw, where)
     words = [w for g in groups for w in g.words]
     if len(set(words)) != len(words):
         raise AxisSpecError(f"{where}: a word belongs to two groups: {words}")
@@ -261,6 +286,7 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
         metrics=metrics,
         source=source,
         slopes=slopes,
+        labour=_labour(raw.get("labour_statistics"), len(groups), where),
         version=float(raw.get("version", 1.0)),
         paper=_paper(raw.get("paper", {}), where),
     )

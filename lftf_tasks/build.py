@@ -5,8 +5,11 @@
 
 For every built-in axis (``lftf_tasks/axes/*.yaml``) this writes its prompts under
 ``lftf_tasks/data/`` and its lm-eval task folder under ``lftf_tasks/tasks/``, byte for
-byte; GenBiasEval's data card (``data/README.md``) is written here too. Only
-``professions.json``, its licence, the specs and the task READMEs are written by hand.
+byte; GenBiasEval's data card (``data/README.md``) is written here too. WinoBias and
+Winogender are built from their published files (``data/*/source/``) into their docs, data
+cards and the task folder ``tasks/transfer/`` (``lftf_tasks.transfer_files``). Only
+``professions.json``, its licence, the source folders, the specs and the axes' task
+READMEs are written by hand.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lftf_tasks import transfer_files
 from lftf_tasks.axis import (
     BUILTIN_AXES,
     SPLITS,
@@ -73,6 +77,7 @@ def data_card(
         f"| {scale} | {c[0]} | {c[1]} | {c[2]} | {sum(c)} |" for scale, c in counts.items()
     )
     n_his = sum(r["hint"] == "his" for r in hint)
+    n_bls = len({r["profession"] for r in bias if r.get("bls_pct_female") is not None})
     return f"""---
 license: mit
 language:
@@ -145,7 +150,10 @@ into the paper's Table 1 counts:
 
 Fields: `id`, `profession`, `template_id`, `scale` (word/phrase/sentence), `prompt`,
 `stereotypical` and `definitional` (the profession's Bolukbasi et al. scores, for DAMA's
-stereotype slopes), `split` (train/dev/test; the Hub config calls dev `validation`).
+stereotype slopes), `bls_pct_female` (the US Bureau of Labor Statistics' % female of the
+profession in 2015, as Winogender's `occupations-stats.tsv` gives it, for the
+labour-statistics fit; null for the {len(kept) - n_bls} professions that are not among its
+occupations), `split` (train/dev/test; the Hub config calls dev `validation`).
 
 ## GenHintEval
 
@@ -206,6 +214,7 @@ def render() -> dict[str, str]:
     bias = build_bias(gender)
     hint, hint_dev = build_hint(gender, "test"), build_hint(gender, "dev")
     files["data/README.md"] = data_card(gender, load_professions(), bias, hint, hint_dev)
+    files.update(transfer_files.render())
     return files
 
 

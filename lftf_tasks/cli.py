@@ -8,8 +8,9 @@ from lftf_tasks import TASK_NAMES, include_path, include_paths
 
 EVAL_EPILOG = """\
 lftf-eval is lm_eval with the lftf tasks (genbiaseval, genbiaseval_{word,phrase,sentence},
-the *_dev variants and genhinteval; relbiaseval and relhinteval for the religion axis)
-always available. Every lm_eval argument works as usual; an --include_path of your own
+the *_dev variants and genhinteval; relbiaseval and relhinteval for the religion axis;
+winobias, winobias_dev and winogender_next to check that debiasing transfers) always
+available. Every lm_eval argument works as usual; an --include_path of your own
 (one folder, or several joined by ':') is searched after ours, e.g. a folder that
 lftf-build-axis wrote for an axis of your own. Example:
 

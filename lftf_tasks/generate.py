@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lftf_tasks.axis import AxisSpecError, data_files, load_axis
+from lftf_tasks.labour import LABOUR_METRICS
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir
 from lftf_tasks.slopes import SLOPE_METRICS
 
@@ -28,15 +29,18 @@ HEADER = "# Generated from {source} by lftf_tasks.generate; do not edit, edit th
 SLOPE_AGGREGATIONS = {
     metric: aggregation.__name__ for metric, (_, aggregation) in SLOPE_METRICS.items()
 }
+# Every aggregation that is not a mean, by metric: the function utils.py must define.
+AGGREGATIONS = {**SLOPE_AGGREGATIONS, **{m: m for m in LABOUR_METRICS}, "pro_gap": "pro_gap"}
 
 
-def _metric_block(names_and_direction: list[tuple[str, bool]]) -> str:
-    """Means, except the slopes: a least-squares fit over all of the task's prompts."""
+def metric_block(names_and_direction: list[tuple[str, bool]]) -> str:
+    """Means, except the fits (a least-squares fit over all of the task's prompts) and
+    WinoBias's pro_gap: lm-eval calls utils' function on the per-doc items."""
     return "".join(
         f"  - metric: {name}\n"
         + (
-            f"    aggregation: !function utils.{SLOPE_AGGREGATIONS[name]}\n"
-            if name in SLOPE_AGGREGATIONS
+            f"    aggregation: !function utils.{AGGREGATIONS[name]}\n"
+            if name in AGGREGATIONS
             else "    aggregation: mean\n"
         )
         + f"    higher_is_better: {str(up).lower()}\n"
@@ -44,7 +48,8 @@ def _metric_block(names_and_direction: list[tuple[str, bool]]) -> str:
     )
 
 
-def _metrics(axis, hint: bool = False) -> list[tuple[str, bool]]:
+def metric_rows(axis, hint: bool = False) -> list[tuple[str, bool]]:
+    """(metric, higher is better) of an axis's bias task, or of its hint task."""
     m = axis.metrics
     rows = [(m["hint"], True)] if hint else []
     rows.append((m["bias"], False))
@@ -55,6 +60,8 @@ def _metrics(axis, hint: bool = False) -> list[tuple[str, bool]]:
     rows += [(f"log_p_{g.label}", True) for g in axis.groups]
     if axis.slopes and not hint:  # a_s near 0 is fair; lm-eval needs a direction
         rows += [(name, False) for name in SLOPE_METRICS]
+    if axis.labour and not hint:  # so are bls_slope and bls_r
+        rows += [(name, False) for name in LABOUR_METRICS]
     return rows
 
 
@@ -80,12 +87,16 @@ class Layout:
 def plugin_layout(axis, spec_ref: str, data_ref: str, source: str) -> Layout:
     """The plugin's: data read by lftf_tasks.hooks from a data folder. ``spec_ref`` and
     ``data_ref``: Python expressions for utils.py that give the spec and the data folder."""
-    slope_import, slope_functions = "", ""
+    modules, slope_functions = [], ""
     if axis.slopes:  # the aggregations the yaml files name
-        slope_import = "from lftf_tasks import slopes\n"
-        slope_functions = "".join(
+        modules.append("slopes")
+        slope_functions += "".join(
             f"{name} = slopes.{name}\n" for name in sorted(set(SLOPE_AGGREGATIONS.values()))
         )
+    if axis.labour:
+        modules.append("labour")
+        slope_functions += "".join(f"{name} = labour.{name}\n" for name in LABOUR_METRICS)
+    slope_import = f"from lftf_tasks import {', '.join(sorted(modules))}\n" if modules else ""
     utils = f'''"""lm-eval hooks of the {axis.name} axis.
 
 Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
@@ -132,7 +143,7 @@ def render_tasks(axis, layout: Layout) -> dict[str, str]:
         + 'target_delimiter: " "\n'
         + "process_results: !function utils.process_bias_results\n"
         + "metric_list:\n"
-        + _metric_block(_metrics(axis))
+        + metric_block(metric_rows(axis))
         + f"metadata:\n  version: {axis.version}\n  num_fewshot: 0\n"
     }
     for scale in axis.scales:
@@ -145,13 +156,13 @@ def render_tasks(axis, layout: Layout) -> dict[str, str]:
             )
     aggregate = "".join(
         f"  - metric: {name}\n    weight_by_size: true\n"
-        for name, _ in _metrics(axis)
+        for name, _ in metric_rows(axis)
         if not name.startswith("log_p_")
     )
     slopes_note = (
         "# The slopes too: the size-weighted mean of the scales' fits (lm-eval groups average\n"
         "# their tasks' values; they cannot refit on the pooled prompts).\n"
-        if axis.slopes
+        if axis.slopes or axis.labour
         else ""
     )
     for suffix in ("", "_dev"):
@@ -172,7 +183,7 @@ def render_tasks(axis, layout: Layout) -> dict[str, str]:
         + f"training_split: null\nvalidation_split: {dev}\ntest_split: test\n"
         + "process_results: !function utils.process_hint_results\n"
         + "metric_list:\n"
-        + _metric_block(_metrics(axis, hint=True))
+        + metric_block(metric_rows(axis, hint=True))
     )
     files[f"{h}_dev.yaml"] = head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: {dev}\n"
     files["utils.py"] = layout.utils

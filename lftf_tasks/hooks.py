@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from lftf_tasks.axis import SPLITS, Axis, group_logprobs_from_words, hint_score, prompt_scores
+from lftf_tasks.labour import labour_items
 from lftf_tasks.slopes import slope_items
 
 
@@ -64,6 +65,10 @@ class TaskHooks:
         if self.axis.slopes:  # (signed gap, x_s, x_f) items for the stereotype slopes
             p1, p2 = (scores[f"p_{g.label}"] for g in self.axis.groups)
             scores.update(slope_items(p1, p2, doc["stereotypical"], doc["definitional"]))
+        if self.axis.labour and "bls_pct_female" in doc:  # the labour fit's items:
+            # (subject, signed gap, % female); a record without the field has no figure
+            subject = doc[self.axis.subject_field]
+            scores.update(labour_items(subject, scores["gap"], doc["bls_pct_female"]))
         return scores
 
     def process_hint_results(self, doc: dict, results: list) -> dict:

@@ -6,6 +6,7 @@ import pytest
 
 from lftf_tasks import DATA_DIR, build
 from lftf_tasks.axis import load_professions
+from lftf_tasks.winogender import load_bls
 
 SHARED_REFERENCE = Path(__file__).parents[3] / "shared" / "reference"
 
@@ -119,14 +120,17 @@ def test_hint_dev_and_test_share_no_template():
 
 def test_records_carry_the_documented_fields(bias, hint):
     fields = {"id", "profession", "template_id", "scale", "prompt", "split"}
-    assert set(bias[0]) == fields | {"stereotypical", "definitional"}
+    assert set(bias[0]) == fields | {"stereotypical", "definitional", "bls_pct_female"}
     kept = {e["word"].replace("_", " "): e for e in load_professions()["kept"]}
-    for r in bias:  # the Bolukbasi scores of the record's own profession
+    bls = load_bls()
+    for r in bias:  # the Bolukbasi scores and labour statistics of the record's profession
         entry = kept[r["profession"]]
         assert (r["stereotypical"], r["definitional"]) == (
             entry["stereotypical"],
             entry["definitional"],
         )
+        assert r["bls_pct_female"] == bls.get(r["profession"])
+    assert len({r["profession"] for r in bias if r["bls_pct_female"] is not None}) == 41
     assert set(hint[0]) == {
         "id",
         "profession",

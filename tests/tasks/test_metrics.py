@@ -52,10 +52,11 @@ def test_relative_gap_is_defined_when_no_mass_on_pronouns():
 
 def test_bias_results_read_lm_eval_loglikelihood_pairs_in_choice_order():
     results = [(math.log(0.5), True), (math.log(0.125), False)]  # choices ["he", "she"]
-    doc = {"prompt": "x", "stereotypical": 0.5, "definitional": -0.1}
-    scores = utils.process_bias_results(doc, results)
+    doc = {"prompt": "x", "profession": "nurse", "stereotypical": 0.5, "definitional": -0.1}
+    scores = utils.process_bias_results({**doc, "bls_pct_female": 89.58}, results)
     assert scores["p_he"] == pytest.approx(0.5) and scores["p_she"] == pytest.approx(0.125)
     assert "ub" not in scores
+    assert scores["bls_slope"] == scores["bls_r"] == ("nurse", pytest.approx(0.375), 89.58)
 
 
 @pytest.mark.parametrize("gender, expected_ub", [("male", 0.3), ("female", -0.3)])

@@ -3,7 +3,11 @@ as it is, checked the way its own CI checks new tasks, with lftf out of reach.""
 
 import ast
 import importlib.metadata
+import importlib.util
 import json
+import math
+import os
+import random
 import shutil
 import subprocess
 import sys
@@ -11,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import upstream
+from lftf_tasks import DATA_DIR, upstream
+
+from .task_utils import load_task_utils
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -54,8 +60,12 @@ def served_locally(task_folder: Path, hub: Path, where: Path) -> Path:
 
 
 def run_checks(tasks: Path, out: Path, model: str | None = None) -> dict:
+    """upstream_checks.py in a subprocess, with a datasets cache of its own: datasets keys a
+    local folder's cache by its config, not its contents, so a cache from an older export
+    (records without a newer field) would otherwise be read instead."""
     cmd = [sys.executable, str(HERE / "upstream_checks.py"), str(tasks), str(out)]
-    proc = subprocess.run(cmd + ([model] if model else []), capture_output=True, text=True)
+    env = {**os.environ, "HF_DATASETS_CACHE": str(out.parent / f"{out.stem}-datasets-cache")}
+    proc = subprocess.run(cmd + ([model] if model else []), capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -71,6 +81,30 @@ def test_utils_needs_only_the_standard_library(exported):
             imported.add((node.module or "").split(".")[0])
     assert imported and imported <= sys.stdlib_module_names, imported
     assert "lftf_tasks" not in text and "__file__" not in text and "open(" not in text
+
+
+def test_exported_utils_scores_and_fits_like_the_plugin(exported):
+    """Per prompt and aggregated (the stereotype slopes and the labour fit), on random
+    log-likelihoods for real records."""
+    folder, _ = exported
+    spec = importlib.util.spec_from_file_location("exported_utils", folder / "utils.py")
+    theirs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theirs)
+    ours = load_task_utils("genbiaseval")
+    rng = random.Random(0)
+    with (DATA_DIR / "genbiaseval" / "test.jsonl").open() as f:
+        docs = [json.loads(line) for line in f][:200]
+    items = {}
+    for doc in docs:
+        results = [(math.log(rng.uniform(0.01, 0.5)), False) for _ in range(2)]
+        scores = theirs.process_bias_results(doc, results)
+        assert scores == ours.process_bias_results(doc, results)
+        for metric in ("a_s", "bls_slope", "bls_r"):
+            items.setdefault(metric, []).append(scores[metric])
+    for name in ("stereotype_slope", "bls_slope", "bls_r"):
+        metric = "a_s" if name == "stereotype_slope" else name
+        value = getattr(theirs, name)(items[metric])
+        assert value == getattr(ours, name)(items[metric]) and not math.isnan(value)
 
 
 def test_utils_passes_lm_evals_ruff_rules(exported, tmp_path):
@@ -152,7 +186,7 @@ def test_readme_follows_lm_evals_template_with_a_real_homepage(exported):
     for heading in ("### Paper", "### Citation", "#### Groups", "#### Tasks", "### Checklist"):
         assert heading in readme
     assert "Homepage: https://huggingface.co/datasets/test-org/genbiaseval" in readme
-    assert "License: MIT" in readme and "* v2.0:" in readme and "arxiv.org/abs/2505.15475" in readme
+    assert "License: MIT" in readme and "* v2.1:" in readme and "arxiv.org/abs/2505.15475" in readme
 
 
 @pytest.mark.smollm2

@@ -5,7 +5,7 @@ Generated from lftf_tasks/axes/gender.yaml by lftf_tasks.generate; do not edit, 
 
 from pathlib import Path
 
-from lftf_tasks import slopes
+from lftf_tasks import labour, slopes
 from lftf_tasks.axis import load_axis
 from lftf_tasks.hooks import TaskHooks
 
@@ -17,3 +17,5 @@ process_hint_results = _hooks.process_hint_results
 factual_slope = slopes.factual_slope
 slope_intercept = slopes.slope_intercept
 stereotype_slope = slopes.stereotype_slope
+bls_slope = labour.bls_slope
+bls_r = labour.bls_r
