@@ -3,9 +3,20 @@ GenHintEval for gender), built from its spec exactly as the shipped task data is
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from lftf_tasks.axis import SPLITS, Axis, build_bias, build_hint, load_axis
+
+# Hinted prompts for LFTF's anchor term (LFTFConfig.anchor_weight), on templates of their own:
+# neither GenHintEval's test nor its dev templates, so both stay unseen in training.
+ANCHOR_TEMPLATES = {
+    "gender": (
+        "The {subject} packed {hint} bag because",
+        "The {subject} called {hint} sister because",
+        "The {subject} cleaned {hint} desk because",
+    )
+}
 
 
 def bias_records(split: str, axis: Axis | None = None) -> list[dict]:
@@ -42,3 +53,16 @@ def training_prompts(axis: Axis | None = None) -> dict[str, list[str]]:
         "dev": [r["prompt"] for r in bias_records("dev", axis)],
         "hint": [r["prompt"] for r in hint_records("dev", axis)],
     }
+
+
+def anchor_prompts(axis: Axis) -> list[str]:
+    """The axis's subjects on the anchor templates, the hint shared out among the groups as
+    in the hint task (for gender: 786 prompts, half "his", half "her")."""
+    if axis.name not in ANCHOR_TEMPLATES:
+        raise ValueError(
+            f"anchor_weight needs hinted training templates for the axis {axis.name!r}; "
+            f"only {sorted(ANCHOR_TEMPLATES)} has them (lftf_train/data.py ANCHOR_TEMPLATES)"
+        )
+    templates = {**axis.hint_templates, "anchor": list(ANCHOR_TEMPLATES[axis.name])}
+    anchored = dataclasses.replace(axis, hint_templates=templates)
+    return [r["prompt"] for r in build_hint(anchored, "anchor")]

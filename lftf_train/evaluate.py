@@ -40,7 +40,36 @@ class Evaluation:
     include_path: list[str] | None = None  # a user's task folders, e.g. for general_tasks
 
     def tasks(self, axis: Axis) -> list[str]:
-        return [axis.bias_task, axis.hint_task, *self.general_tasks]
+        return [axis.bias_task, axis.hint_task, *transfer_tasks(axis), *self.general_tasks]
+
+
+def transfer_tasks(axis: Axis) -> list[str]:
+    """Benchmarks written by others that measure the same bias (WinoBias and Winogender for
+    gender), run in the same lm-eval call as the axis's own tasks."""
+    from lftf_tasks.transfer import TRANSFER_TASKS
+
+    return list(TRANSFER_TASKS) if axis.name == "gender" else []
+
+
+def transfer_summary(results: dict) -> dict:
+    from lftf_tasks.transfer import transfer_summary as summary
+
+    return summary(results)
+
+
+# (transfer_summary key, column label): WinoBias pair scores, Winogender next-token scores
+TRANSFER_COLUMNS = [
+    ("winobias_pct_pro", "WinoBias % pro →0.5"),
+    ("winobias_pro_gap", "WinoBias pro gap ↓"),
+    ("winobias_type1_pct_pro", "type 1 % pro"),
+    ("winobias_type2_pct_pro", "type 2 % pro"),
+    ("winogender_afgb", "Winogender AFGB ↓"),
+    ("winogender_pronoun_mass", "Winogender P(he)+P(she)"),
+    ("winogender_relative_gap", "Winogender rel. gap ↓"),
+    ("winogender_bls_slope", "Winogender BLS slope →0"),
+    ("winogender_bls_r", "Winogender BLS r"),
+    ("genbiaseval_bls_slope", "GenBiasEval BLS slope →0"),
+]
 
 
 def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:

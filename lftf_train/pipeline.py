@@ -10,15 +10,18 @@ from accelerate import Accelerator, PartialState
 
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, write_json
 from lftf_tasks.slopes import SLOPE_METRICS
+from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import models, plots
 from lftf_train.api import DebiasResult, debias
 from lftf_train.evaluate import (
+    TRANSFER_COLUMNS,
     Evaluation,
     bias_summary,
     general_metrics,
     lm_eval_model_args,
     run_lm_eval,
     summary_columns,
+    transfer_summary,
 )
 from lftf_train.locating import choose_blocks, locate_blocks, ranking_key
 from lftf_train.methods.lftf.model import wrap_for_training
@@ -115,6 +118,7 @@ def _evaluate(model_args: str, result: DebiasResult | None, config, evaluation: 
         limit=evaluation.limit,
         include_path=evaluation.include_path,
         system_instruction=result.system_instruction if result else None,
+        log_samples=True,  # the per-occupation gaps of the transfer figure
     )
 
 
@@ -129,6 +133,9 @@ def _write_summary(folder, result: DebiasResult, before, after, evaluation, log)
     general = sorted(set(rows["original"]) - {k for k, _ in summary_columns(axis)})
     general = [(k, k) for k in general if not k.endswith("_stderr") and k not in SLOPE_KEYS]
     table = comparison_table(rows, summary_columns(axis) + general, baseline="original")
+    transfer = _transfer_section(folder, result, before, after, name)
+    for label, r in (("original", before), (name, after)):
+        rows[label].update(transfer_summary(r))
     record["evaluation"] = {
         "rows": rows,
         "limit": evaluation.limit,
@@ -140,8 +147,31 @@ def _write_summary(folder, result: DebiasResult, before, after, evaluation, log)
     (folder / "summary.md").write_text(
         f"# {name} on {config.model}\n\n{result.adapted.settings}; config in {CONFIG_FILE}; "
         f"{record['produced_by']}, seed {config.seed}, {record['date']}.\n\n{table}\n"
+        f"{transfer}"
     )
-    log("\n" + table)
+    log("\n" + table + transfer)
+
+
+def _transfer_section(folder, result: DebiasResult, before, after, name: str) -> str:
+    """summary.md's WinoBias/Winogender table and transfer.png (none off the gender axis)."""
+    if "winogender_next" not in before["results"]:
+        return ""
+    rows = {"original": transfer_summary(before), name: transfer_summary(after)}
+    table = comparison_table(rows, TRANSFER_COLUMNS, baseline="original")
+    occupations = {
+        label: per_occupation_gap(r["samples"])
+        for label, r in (("original", before), (name, after))
+    }
+    plots.plot_transfer(
+        occupations,
+        folder / "transfer.png",
+        title=f"Winogender: gap against the labour market, {result.config.model}",
+        footer=footer(result.record, result.config.seed),
+    )
+    return (
+        "\n## Transfer: WinoBias and Winogender (benchmarks written by others)\n\n"
+        f"{table}\n\n![transfer](transfer.png)\n"
+    )
 
 
 def run_sweep(config, lrs: list[float], out_dir: Path, overwrite: bool, log=print) -> dict:

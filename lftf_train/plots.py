@@ -180,6 +180,37 @@ def plot_per_profession(
     return _save(fig, path, footer)
 
 
+def plot_transfer(
+    rows: dict[str, dict[str, tuple[float, float]]], path: Path, title: str, footer: str = ""
+) -> Path:
+    """Winogender: each occupation's mean P(he) - P(she) against its BLS % female, one
+    colour per row ({label: {occupation: (gap, bls)}}), with each row's least-squares line;
+    a fair model lies on the zero line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for (label, gaps), colour in zip(
+        rows.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ):
+        bls = np.array([b for _, b in gaps.values()])
+        gap = np.array([g for g, _ in gaps.values()])
+        slope, intercept = np.polyfit(bls, gap, 1)
+        ax.scatter(bls, gap, s=14, alpha=0.6, color=colour)
+        line = np.array([0.0, 100.0])
+        ax.plot(
+            line,
+            intercept + slope * line,
+            color=colour,
+            label=f"{label}: slope {100 * slope:+.3f} per 100 points",
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("US Bureau of Labor Statistics: % female in the occupation (2015)")
+    ax.set_ylabel("mean P(he) - P(she) over the occupation's prompts")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path, footer)
+
+
 def plot_dama_sweep(
     sweep: list[dict], original: dict, path: Path, title: str, axis, footer: str = ""
 ) -> Path:

@@ -26,16 +26,20 @@ import jinja2
 
 from lftf_tasks.axis import Axis
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
+from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import capability, models, plots
 from lftf_train.api import debias
 from lftf_train.config import LocateConfig, _csv, option
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
+    TRANSFER_COLUMNS,
+    Evaluation,
     bias_summary,
     general_metrics,
     lm_eval_model_args,
     run_lm_eval,
     summary_columns,
+    transfer_summary,
 )
 from lftf_train.locating import locate_blocks, ranking_key
 from lftf_train.methods.dama.config import DAMA_RANKS
@@ -50,6 +54,8 @@ TEMPLATE = Path(__file__).parent / "templates" / "report.md.j2"
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
 ORIGINAL = "Original"
 TUNED = "LFTF (dev-tuned)"  # the row the ablations are compared with
+TRANSFER = "LFTF (split + KL)"  # our loss option that transfers (lftf/__init__.py ROWS)
+TRANSFER_FIGURE = (ORIGINAL, TUNED, TRANSFER)  # rows drawn in transfer.png
 CAPABILITY = [
     ("next_token_agreement", "next-token agreement ↑"),
     ("kl", "KL ↓"),
@@ -71,6 +77,15 @@ class ReportSettings:
         group=REPORT,
     )
     tuned_epochs: int = option(7, "epochs of those rows", group=REPORT)
+    transfer_lr: float = option(
+        1e-4,
+        "learning rate of the 'LFTF (split + KL)' row (chosen on GenBiasEval-dev and "
+        "WinoBias dev by bench/transfer_check.py)",
+        group=REPORT,
+    )
+    transfer_epochs: int = option(7, "epochs of that row", group=REPORT)
+    transfer_kl: float = option(1.0, "its KL weight (--kl-weight)", group=REPORT)
+    transfer_anchor: float = option(0.0, "its anchor weight (--anchor-weight)", group=REPORT)
     fpft_lr: float | None = option(None, "FPFT learning rate (default: --tuned-lr)", group=REPORT)
     fpft_epochs: int = option(1, "FPFT epochs", group=REPORT)
     seeds: object = option((1, 2, 3, 4, 5), "BMI robustness seeds", group=REPORT)
@@ -218,11 +233,11 @@ def run_row(shared: _Shared, method: Method | None, config, folder: Path) -> tup
     return result.model, args, result.system_instruction, entry
 
 
-def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path) -> tuple:
-    """lm-eval on the bias, hint and general tasks, capability kept, the case study and
-    per-profession gaps: (row scores, case study, gaps)."""
+def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path) -> dict:
+    """lm-eval on the bias, hint, transfer and general tasks, capability kept, the case study
+    and per-subject gaps: {"scores", "case", "gaps", "occupations"}."""
     axis, tokenizer = rows.axis, rows.tokenizer
-    tasks = [axis.bias_task, axis.hint_task, *rows.settings.general_tasks]
+    tasks = Evaluation(general_tasks=rows.settings.general_tasks).tasks(axis)
     results = run_lm_eval(
         model_args,
         tasks=tasks,
@@ -244,6 +259,7 @@ def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path)
     prefix = _prompt_prefix(results["samples"], axis) if instruction else ""
     scores = {
         **bias_summary(results, axis),
+        **transfer_summary(results),
         **general_metrics(results, rows.settings.general_tasks),
     }
     neutral = capability.neutral_prompts()
@@ -261,7 +277,12 @@ def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path)
         )
         for p, qs in case_study_prompts(axis).items()
     }
-    return scores, case, per_profession_gap(results["samples"], axis)
+    return {
+        "scores": scores,
+        "case": case,
+        "gaps": per_profession_gap(results["samples"], axis),
+        "occupations": per_occupation_gap(results["samples"]),
+    }
 
 
 def run_report(
@@ -304,17 +325,17 @@ def run_report(
             ),
             reference=capability.next_token_logprobs(base, tokenizer, capability.neutral_prompts()),
         )
-        rows, case, gaps = _run_rows(shared, tmp, log)
-        info.update(blocks=blocks, rows=rows, case_study=case, bmi=located)
-        _write_report_files(tmp, info, settings, axis, case, gaps)
+        rows, figures = _run_rows(shared, tmp, log)
+        info.update(blocks=blocks, rows=rows, case_study=figures["case"], bmi=located)
+        _write_report_files(tmp, info, settings, axis, figures)
     log(f"wrote {out_dir}/report.md, results.csv and figures")
     return info
 
 
-def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict, dict]:
+def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict]:
     """Every planned row (those of settings.rows and the original), run and scored:
-    (rows, case study, per-profession gaps), each by row label."""
-    rows, case, gaps = {}, {}, {}
+    (rows, {"case", "gaps", "occupations"} each by row label)."""
+    rows, figures = {}, {"case": {}, "gaps": {}, "occupations": {}}
     todo = plan(shared.axis)
     wanted = shared.settings.rows
     start = time.perf_counter()
@@ -335,20 +356,31 @@ def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict, dict]:
         row_folder.mkdir(parents=True)
         model, model_args, instruction, entry = run_row(shared, method, config, row_folder)
         log(f"[{i}/{len(todo)}] {row.label}: lm-eval  ({time.perf_counter() - start:.0f} s so far)")
-        scores, case[row.label], gaps[row.label] = _score_row(
-            shared, model, model_args, instruction, row_folder
-        )
-        rows[row.label] = {**entry, **scores}
+        scored = _score_row(shared, model, model_args, instruction, row_folder)
+        for key, by_row in figures.items():
+            by_row[row.label] = scored[key]
+        rows[row.label] = {**entry, **scored["scores"]}
         if (row_folder / "adapter").exists() and not shared.settings.save_adapters:
             shutil.rmtree(row_folder / "adapter")
         del model
-    return rows, case, gaps
+    return rows, figures
 
 
-def _write_report_files(folder: Path, info, settings, axis, case, gaps) -> None:
+def _write_report_files(folder: Path, info, settings, axis, figures: dict) -> None:
     write_json(folder / "report.json", info)
     write_csv(folder / "results.csv", info["rows"], info, axis)
     note = footer(info, info["seed"])
+    case, gaps = figures["case"], figures["gaps"]
+    occupations = {
+        k: figures["occupations"][k] for k in TRANSFER_FIGURE if figures["occupations"].get(k)
+    }
+    if len(occupations) > 1:
+        plots.plot_transfer(
+            occupations,
+            folder / "transfer.png",
+            title=f"Winogender: gap against the labour market, {info['model']}",
+            footer=note,
+        )
     tuned = TUNED
     plots.plot_case_study(
         {k: case[k] for k in (ORIGINAL, tuned) if k in case},
@@ -387,7 +419,8 @@ def csv_metrics(rows: dict[str, dict], axis: Axis) -> tuple[list[str], list[str]
     """(metric columns, stderr columns) of results.csv."""
     keys = [key for key, _ in summary_columns(axis)]
     slopes = [key for key, _ in SLOPE_COLUMNS] if axis.slopes else []
-    metrics = keys + slopes + [key for key, _ in CAPABILITY] + _general_keys(rows)
+    transfer = [k for k, _ in TRANSFER_COLUMNS if any(k in r for r in rows.values())]
+    metrics = keys + slopes + transfer + [key for key, _ in CAPABILITY] + _general_keys(rows)
     stderr = [f"{k}_stderr" for k in keys if any(f"{k}_stderr" in r for r in rows.values())]
     return metrics, stderr
 
@@ -471,6 +504,10 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
+        transfer_table=table(main + ablations[1:], TRANSFER_COLUMNS)
+        if any("winobias_pct_pro" in r for r in rows.values())
+        else "",
+        transfer_figure=[k for k in TRANSFER_FIGURE if "winogender_bls_slope" in rows.get(k, {})],
         dama=rows.get("DAMA", {}),
         editors=_editor_rows(rows),
         dama_blocks=span(rows["DAMA"]["layers"]) if "layers" in rows.get("DAMA", {}) else "",

@@ -17,6 +17,7 @@ REPORT_ROWS = [
     "Original",
     "LFTF (paper defaults)",
     "LFTF (dev-tuned)",
+    "LFTF (split + KL)",
     "FPFT",
     "PB",
     "DAMA",

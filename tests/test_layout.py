@@ -14,6 +14,7 @@ LAYERS = [
     {"config", "blocks", "data", "scoring", "tables", "plots", "models", "registry"},
     {"prefix", "locating", "adapters", "export", "capability", "evaluate", "records"},
     {"logits", "editing", "methods.lftf.config", "methods.pb.config", "methods.dama.config"},
+    {"methods.lftf.loss"},
     {"methods.lftf.model", "methods.lftf.train", "methods.edit.values", "methods.dama.dama"},
     {"methods.lftf.method", "methods.dama.method", "methods.edit.rome"},
     {"methods.edit.memit"},

@@ -147,6 +147,15 @@ def test_run_evaluates_before_and_after_with_lm_eval(tiny_llama, tmp_path, capsy
     assert evaluation["rows"]["original"] != evaluation["rows"]["LFTF"]
     summary = (out / "summary.md").read_text()
     assert "| LFTF |" in summary and "| original |" in summary and "| LFTF |" in stdout
+    # WinoBias and Winogender in the same lm-eval calls, their own table and figure
+    for when, row in (("before", "original"), ("after", "LFTF")):
+        raw = evaluation[f"lm_eval_{when}"]
+        scores = evaluation["rows"][row]
+        assert scores["winobias_pct_pro"] == raw["winobias"]["pct_pro,none"]
+        slope = raw["winogender_next"]["bls_slope,none"]  # NaN: 4 prompts, one occupation
+        assert scores["winogender_bls_slope"] == pytest.approx(slope, nan_ok=True)
+    assert "## Transfer: WinoBias and Winogender" in summary and "WinoBias % pro" in stdout
+    assert (out / "transfer.png").stat().st_size > 0
 
 
 def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_path, capsys):

@@ -208,3 +208,32 @@ def test_a_users_own_task_runs_in_the_same_harness_call_for_every_row(report, ti
     assert float(rows["Original"]["local_mc_acc"]) == direct["results"]["local_mc"]["acc,none"]
     raw = json.loads((out / "rows" / "dama" / "lm_eval_results.json").read_text())
     assert float(rows["DAMA"]["local_mc_acc"]) == raw["results"]["local_mc"]["acc,none"]
+
+
+def test_every_row_has_the_transfer_benchmarks_from_the_same_lm_eval_call(report):
+
+    out, rows, _ = report
+    text = (out / "report.md").read_text()
+    assert "## Transfer: benchmarks written by others" in text and "](transfer.png)" in text
+    assert (out / "transfer.png").stat().st_size > 0
+    for name, row in rows.items():
+        if row["status"] != "ok":
+            continue
+        raw = json.loads((out / "rows" / slug(name) / "lm_eval_results.json").read_text())[
+            "results"
+        ]
+        pct = raw["winobias"]["pct_pro,none"]
+        assert float(row["winobias_pct_pro"]) == pytest.approx(pct, abs=1e-12), name
+        assert float(row["winobias_pro_gap"]) == pytest.approx(abs(pct - 0.5), abs=1e-12)
+        assert float(row["winogender_afgb"]) == pytest.approx(raw["winogender_next"]["afgb,none"])
+        assert row["genbiaseval_bls_slope"] != ""
+    original = json.loads((out / "rows" / "original" / "lm_eval_results.json").read_text())
+    assert original["n-samples"]["winogender_next"]["effective"] == 20
+
+
+def test_the_transfer_row_trains_the_split_with_the_kl_term(report):
+    out, rows, _ = report
+    run = json.loads((out / "rows" / slug("LFTF (split + KL)") / "lftf_run.json").read_text())
+    assert run["config"]["loss"] == "split" and run["config"]["kl_weight"] > 0
+    assert "P(he|p, he or she)" in run["result"]["loss"] and "KL" in run["result"]["loss"]
+    assert rows["LFTF (split + KL)"]["settings"].endswith("KL 1")

@@ -26,6 +26,17 @@ ROWS = (
     ReportRow("LFTF (paper defaults)", {"lr": 1e-5, "epochs": 2, "select": "last"}),
     ReportRow("LFTF (dev-tuned)", _tuned),
     ReportRow(
+        "LFTF (split + KL)",
+        lambda s, axis: {
+            "lr": s.transfer_lr,
+            "epochs": s.transfer_epochs,
+            "select": "last",
+            "loss": "split",
+            "kl_weight": s.transfer_kl,
+            "anchor_weight": s.transfer_anchor,
+        },
+    ),
+    ReportRow(
         "FPFT",
         lambda s, axis: {
             **_tuned(s, axis),

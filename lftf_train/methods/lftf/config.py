@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from lftf_train.config import LocateConfig, _csv, option
+from lftf_train.data import ANCHOR_TEMPLATES
 
 MODULE_CHOICES = ("attn", "mlp")
 METHOD_CHOICES = ("full", "lora")
 SELECT_CHOICES = ("last", "best_dev")
+LOSS_CHOICES = ("nll", "split")
 TRAIN = "fine-tuning"
 
 
@@ -44,6 +46,29 @@ class LFTFConfig(LocateConfig):
         "Loss terms, by group label: L = mean over prompts of the sum of -log P(group|p). "
         "Default: every group of the axis ('he,she' for gender: LFTF); 'he' or 'she' alone "
         "are the w/o-she / w/o-he ablations.",
+        group=TRAIN,
+    )
+    loss: str = option(
+        "nll",
+        "'nll': the paper's -sum over groups of log P(group|p), minimal when the groups share "
+        "all the next-token mass evenly. 'split': -mean over groups of log P(group | one of the "
+        "groups), minimal at an even split whatever the groups' mass (ours; with kl_weight it "
+        "trains the split alone).",
+        choices=LOSS_CHOICES,
+        group=TRAIN,
+    )
+    kl_weight: float = option(
+        0.0,
+        "Weight of KL(original || trained) of the next-token distribution with the groups' "
+        "words merged into one outcome: keeps the groups' total mass and every other token "
+        "where the original had them (0: no KL term, the paper).",
+        group=TRAIN,
+    )
+    anchor_weight: float = option(
+        0.0,
+        "Weight of KL(original || trained) of the whole next-token distribution on hinted "
+        "prompts of training-only templates ('The {profession} packed his bag because'): "
+        "keeps hint following where the gender is given (0: none, the paper).",
         group=TRAIN,
     )
     lr: float = option(1e-5, "Adam learning rate (paper: 1e-5).", group=TRAIN)
@@ -97,6 +122,11 @@ class LFTFConfig(LocateConfig):
         self._positive("num_blocks", "epochs", "batch_size")
         if not self.lr > 0:
             self._fail("lr", f"must be > 0, got {self.lr!r}")
+        for name in ("kl_weight", "anchor_weight"):
+            if not getattr(self, name) >= 0:
+                self._fail(name, f"must be >= 0, got {getattr(self, name)!r}")
+        if self.anchor_weight > 0 and self.load_axis().name not in ANCHOR_TEMPLATES:
+            self._fail("anchor_weight", f"no anchor templates for the axis {self.axis!r}")
         if not self.min_ub_ratio >= 0:
             self._fail("min_ub_ratio", f"must be >= 0, got {self.min_ub_ratio!r}")
         if self.patience is not None and self.select != "best_dev":

@@ -70,7 +70,7 @@ def _details(config: LFTFConfig, blocks, trainable: int, result, located, contex
     return {
         "blocks": blocks,
         "trainable_parameters": trainable,
-        "loss": "mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms),
+        "loss": loss_formula(config),
         "best_epoch": result.best_epoch,
         "history": result.history,
         "seconds_per_epoch": result.seconds_per_epoch,
@@ -81,6 +81,21 @@ def _details(config: LFTFConfig, blocks, trainable: int, result, located, contex
     }
 
 
+def loss_formula(config: LFTFConfig) -> str:
+    """The objective in words, as the record and the report state it."""
+    if config.loss == "split":
+        groups = " or ".join(config.load_axis().labels)
+        terms = " ".join(f"-log P({t}|p, {groups})" for t in config.terms)
+        formula = f"mean over prompts of the mean of {terms}"
+    else:
+        formula = "mean over prompts of " + " ".join(f"-log P({t}|p)" for t in config.terms)
+    if config.kl_weight > 0:
+        formula += f" + {config.kl_weight:g} KL(original || trained, groups merged)"
+    if config.anchor_weight > 0:
+        formula += f" + {config.anchor_weight:g} KL(original || trained) on hinted anchor prompts"
+    return formula
+
+
 def describe(config: LFTFConfig, blocks: list[int]) -> str:
     """What a run trained, in a few words: blocks and schedule, and any ablation."""
     trained = "all" if config.blocks == "all" else span(blocks)
@@ -89,4 +104,10 @@ def describe(config: LFTFConfig, blocks: list[int]) -> str:
         extra.append(f"modules {','.join(config.modules)}")
     if config.terms != config.load_axis().labels:
         extra.append(f"terms {','.join(config.terms)}")
+    if config.loss != "nll":
+        extra.append(f"{config.loss} loss")
+    if config.kl_weight > 0:
+        extra.append(f"KL {config.kl_weight:g}")
+    if config.anchor_weight > 0:
+        extra.append(f"anchors {config.anchor_weight:g}")
     return ", ".join([f"blocks {trained}, lr {config.lr:g}, {config.epochs} epoch(s)", *extra])

@@ -3,7 +3,8 @@
 The paper's Eq. 5 is written with "P(he) + P(she)", but only the sum of negative
 log-likelihoods reproduces its results: it is minimal at P(he) = P(she) = 0.5, so it pushes
 both pronouns up together until neither dominates. For an axis of k groups the loss is
--sum_g log P(g|p), minimal when every group has probability 1/k.
+-sum_g log P(g|p), minimal when every group has probability 1/k. ``loss='split'`` and
+``kl_weight`` are our alternatives (see loss.py).
 
 Only the chosen blocks train; by default every step starts from the cached hidden state
 that enters the first of them (``logits.FromPrefixCache``, see prefix.py). ``naive=True``
@@ -28,13 +29,11 @@ from lftf_tasks.axis import Axis
 from lftf_train import data
 from lftf_train.logits import FromPrefixCache, FullForward, evaluate_dev
 from lftf_train.methods.lftf.config import LFTFConfig
-from lftf_train.prefix import PrefixCache, verify_prefix_cache
+from lftf_train.methods.lftf.loss import OBJECTIVES, kept_kl, merged_logprobs, nll_loss
+from lftf_train.prefix import PrefixCache, block_inputs, verify_prefix_cache
 from lftf_train.scoring import contiguous_head_input, group_logprobs, target_token_ids
 
-
-def lftf_loss(logp: torch.Tensor, columns: list[int]) -> torch.Tensor:
-    """(batch, groups) log P(group) -> mean over the batch of -sum of the chosen groups'."""
-    return -logp[:, columns].sum(-1).mean()
+lftf_loss = nll_loss  # the paper's objective, under the name the API exports
 
 
 @dataclass
@@ -134,6 +133,59 @@ class _Loop:
     trainable: list[torch.nn.Parameter]
     autocast: contextlib.AbstractContextManager
     accelerator: Accelerator
+    reference: torch.Tensor | None = None  # the original's merged log-probs (kl_weight > 0)
+    anchors: torch.Tensor | None = None  # its log-probs on hinted prompts (anchor_weight > 0)
+
+    def loss(self, net, batch: list[int]) -> torch.Tensor:
+        """The configured objective on one process's share of a batch."""
+        logits = self.source.logits(net, "train", batch)
+        logp = group_logprobs(logits, self.group_ids)
+        loss = OBJECTIVES[self.config.loss](logp, self.loss_columns)
+        if self.reference is not None:
+            reference = self.reference[batch].to(logits.device)
+            loss = loss + self.config.kl_weight * kept_kl(reference, logits, self.group_ids)
+        if self.anchors is not None:  # as many hinted prompts as the batch has, seeded by it
+            picked = [i % len(self.anchors) for i in batch]
+            hinted = self.source.logits(net, "anchor", picked).float().log_softmax(-1)
+            reference = self.anchors[picked].to(hinted.device)
+            kl = (reference.exp() * (reference - hinted)).sum(-1).mean()
+            loss = loss + self.config.anchor_weight * kl
+        return loss
+
+
+@torch.no_grad()
+def reference_logprobs(model, source, transform, split: str, batch_size: int) -> torch.Tensor:
+    """``transform`` of the untrained model's next-token logits on every prompt of a split,
+    for the KL terms; kept on the CPU."""
+    n = source.size(split)
+    chunks = [
+        transform(source.logits(model, split, list(range(i, min(i + batch_size, n)))))
+        for i in range(0, n, batch_size)
+    ]
+    return torch.cat(chunks).cpu()
+
+
+def _add_anchor_prompts(source, model, tokenizer, axis: Axis, batch_size: int) -> None:
+    """Give the logits source the hinted anchor prompts (in the prefix cache, once)."""
+    prompts = data.anchor_prompts(axis)
+    if isinstance(source, FullForward):
+        source.prompts = {**source.prompts, "anchor": prompts}
+    elif "anchor" not in source.cache.states:
+        block = source.cache.block
+        source.cache.states["anchor"] = block_inputs(model, tokenizer, prompts, block, batch_size)
+
+
+def _references(loop, model, tokenizer, axis: Axis) -> None:
+    """The untrained model's distributions the KL terms compare with, fixed before step 1."""
+    config, source, bs = loop.config, loop.source, loop.config.eval_batch_size
+    with loop.autocast:
+        if config.kl_weight > 0:
+            merged = lambda logits: merged_logprobs(logits, loop.group_ids)  # noqa: E731
+            loop.reference = reference_logprobs(model, source, merged, "train", bs)
+        if config.anchor_weight > 0:
+            _add_anchor_prompts(source, model, tokenizer, axis, bs)
+            full = lambda logits: logits.float().log_softmax(-1)  # noqa: E731
+            loop.anchors = reference_logprobs(model, source, full, "anchor", bs)
 
 
 def _train_epoch(net, optimizer, loop: _Loop, epoch: int, show_progress: bool) -> list[float]:
@@ -152,8 +204,7 @@ def _train_epoch(net, optimizer, loop: _Loop, epoch: int, show_progress: bool) -
     losses = []
     for step, batch in enumerate(bar):
         with loop.autocast:
-            logits = loop.source.logits(net, "train", batch[rank::world])
-            loss = lftf_loss(group_logprobs(logits, loop.group_ids), loop.loss_columns)
+            loss = loop.loss(net, batch[rank::world])
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the "
@@ -209,6 +260,7 @@ def finetune(
             autocast=autocast,
             accelerator=accelerator,
         )
+        _references(loop, model, tokenizer, axis)
         optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
         net, optimizer = accelerator.prepare(model, optimizer)
         result = _epochs(model, net, optimizer, loop, axis, show_progress=show_progress, log=log)
