@@ -8,7 +8,7 @@ TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
 
-.PHONY: install demo lftf religion editors eval bench test test-fast lint format data clean
+.PHONY: install demo lftf religion transfer editors eval bench test test-fast lint format data clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ lftf: install
 religion: install
 	$(BIN)/lftf-train run --axis religion --blocks 29 --lr 1e-3 --epochs 8 \
 	  --output-dir $(OUT)/lftf-religion --overwrite
+
+# Which LFTF objective carries over to WinoBias? Variants chosen on the dev tasks only
+# (genbiaseval_dev, genhinteval_dev, winobias_dev); ~30 min on 2 CPU cores.
+transfer: install
+	$(BIN)/python bench/transfer_check.py --output $(OUT)/transfer_check_smollm2.json
 
 # The knowledge editors (ROME, R-ROME, MEMIT) over all 943 GenBiasEval-train requests, in one
 # report (hours on 2 CPU cores; make demo runs 6 edits each).

@@ -17,7 +17,7 @@ REPORT_ROWS = [
     "Original",
     "LFTF (paper defaults)",
     "LFTF (dev-tuned)",
-    "LFTF (split + KL)",
+    "LFTF (split + KL + anchors)",
     "FPFT",
     "PB",
     "DAMA",

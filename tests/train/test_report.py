@@ -233,7 +233,10 @@ def test_every_row_has_the_transfer_benchmarks_from_the_same_lm_eval_call(report
 
 def test_the_transfer_row_trains_the_split_with_the_kl_term(report):
     out, rows, _ = report
-    run = json.loads((out / "rows" / slug("LFTF (split + KL)") / "lftf_run.json").read_text())
+    run = json.loads(
+        (out / "rows" / slug("LFTF (split + KL + anchors)") / "lftf_run.json").read_text()
+    )
     assert run["config"]["loss"] == "split" and run["config"]["kl_weight"] > 0
-    assert "P(he|p, he or she)" in run["result"]["loss"] and "KL" in run["result"]["loss"]
-    assert rows["LFTF (split + KL)"]["settings"].endswith("KL 1")
+    assert run["config"]["anchor_weight"] > 0
+    assert "P(he|p, he or she)" in run["result"]["loss"] and "anchor" in run["result"]["loss"]
+    assert rows["LFTF (split + KL + anchors)"]["settings"].endswith("KL 1, anchors 1")

@@ -26,7 +26,7 @@ ROWS = (
     ReportRow("LFTF (paper defaults)", {"lr": 1e-5, "epochs": 2, "select": "last"}),
     ReportRow("LFTF (dev-tuned)", _tuned),
     ReportRow(
-        "LFTF (split + KL)",
+        "LFTF (split + KL + anchors)",
         lambda s, axis: {
             "lr": s.transfer_lr,
             "epochs": s.transfer_epochs,
