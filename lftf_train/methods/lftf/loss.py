@@ -39,11 +39,15 @@ def merged_logprobs(logits: torch.Tensor, group_ids: list[list[int]]) -> torch.T
     return torch.cat([logp[:, others], logp[:, words].logsumexp(-1, keepdim=True)], dim=-1)
 
 
-def kept_kl(reference: torch.Tensor, logits: torch.Tensor, group_ids) -> torch.Tensor:
-    """Mean over the batch of KL(reference || trained) on the merged distribution;
-    ``reference``: the original's ``merged_logprobs`` for the same prompts."""
-    trained = merged_logprobs(logits, group_ids)
+def kl(reference: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of KL(reference || trained), both (batch, outcomes) log-probs."""
     return (reference.exp() * (reference - trained)).sum(-1).mean()
+
+
+def kept_kl(reference: torch.Tensor, logits: torch.Tensor, group_ids) -> torch.Tensor:
+    """``kl`` on the merged distribution; ``reference``: the original's ``merged_logprobs``
+    for the same prompts."""
+    return kl(reference, merged_logprobs(logits, group_ids))
 
 
 OBJECTIVES = {"nll": nll_loss, "split": split_loss}

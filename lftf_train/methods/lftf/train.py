@@ -29,7 +29,7 @@ from lftf_tasks.axis import Axis
 from lftf_train import data
 from lftf_train.logits import FromPrefixCache, FullForward, evaluate_dev
 from lftf_train.methods.lftf.config import LFTFConfig
-from lftf_train.methods.lftf.loss import OBJECTIVES, kept_kl, merged_logprobs, nll_loss
+from lftf_train.methods.lftf.loss import OBJECTIVES, kept_kl, kl, merged_logprobs, nll_loss
 from lftf_train.prefix import PrefixCache, block_inputs, verify_prefix_cache
 from lftf_train.scoring import contiguous_head_input, group_logprobs, target_token_ids
 
@@ -148,8 +148,7 @@ class _Loop:
             picked = [i % len(self.anchors) for i in batch]
             hinted = self.source.logits(net, "anchor", picked).float().log_softmax(-1)
             reference = self.anchors[picked].to(hinted.device)
-            kl = (reference.exp() * (reference - hinted)).sum(-1).mean()
-            loss = loss + self.config.anchor_weight * kl
+            loss = loss + self.config.anchor_weight * kl(reference, hinted)
         return loss
 
 
