@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -203,10 +204,26 @@ def main(argv: list[str] | None = None) -> int:
     """lftf-train; ``argv`` (default sys.argv[1:]) is also what outputs record as the command."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     token = command_line.set(["lftf-train", *argv])
+    on_term = _interrupt_on_sigterm()
     try:
         return _main(argv)
     finally:
         command_line.reset(token)
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm():
+    """Make SIGTERM (``kill``, a scheduler's time limit) an interrupt like Ctrl-C, so the
+    output folder is cleaned up; the previous handler, or None off the main thread."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # signal handlers can only be set from the main thread
+        return None
 
 
 def _main(argv: list[str]) -> int:

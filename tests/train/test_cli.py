@@ -173,7 +173,8 @@ def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_pat
 
 
 @pytest.mark.slow
-def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path, signum):
     path, _, _ = tiny_llama
     out = tmp_path / "o"
     proc = subprocess.Popen(
@@ -201,7 +202,7 @@ def test_interrupted_run_leaves_no_output(tiny_llama, tmp_path):
             if line.startswith("epoch 0:"):
                 break
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         rest = proc.communicate(timeout=120)[0]
     finally:
         if proc.poll() is None:  # never leave a 500-epoch run behind
