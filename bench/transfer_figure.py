@@ -12,21 +12,21 @@ import copy
 import tempfile
 from pathlib import Path
 
+from lftf_tasks.axis import load_axis
 from lftf_tasks.outputs import provenance
 from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import LFTFConfig, debias, models, plots
 from lftf_train.evaluate import lm_eval_model_args, run_lm_eval
+from lftf_train.registry import get_method
+from lftf_train.report import ReportSettings
 
-ROWS = {  # the report's rows of the same names, block 29, seed 42
-    "LFTF (dev-tuned)": {"lr": 1e-4, "epochs": 7},
-    "LFTF (split + KL + anchors)": {
-        "lr": 1e-4,
-        "epochs": 7,
-        "loss": "split",
-        "kl_weight": 1.0,
-        "anchor_weight": 1.0,
-    },
-}
+LABELS = ("LFTF (dev-tuned)", "LFTF (split + KL + anchors)")  # the report's rows, its defaults
+
+
+def row_overrides() -> dict[str, dict]:
+    axis = load_axis("gender")
+    rows = {row.label: row for row in get_method("lftf").report_rows(axis)}
+    return {label: rows[label].config_overrides(ReportSettings(), axis) for label in LABELS}
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     common = {"model": "smollm2-135m", "blocks": 29, "seed": 42, "select": "last"}
     model_args = {"Original": lm_eval_model_args(resolved, LFTFConfig(**common))}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, fields in ROWS.items():
+        for label, fields in row_overrides().items():
             result = debias(copy.deepcopy(base), tokenizer, LFTFConfig(**common, **fields))
             folder = result.save_pretrained(Path(tmp) / label.replace(" ", "_"))
             model_args[label] = result.lm_eval_model_args(folder)
