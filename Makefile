@@ -21,8 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,
 # LFTF, FPFT, PB, DAMA, ROME, R-ROME, MEMIT, ablations), each also on WinoBias and Winogender,
-# through lm-eval: report.md, results.csv, figures (about an hour on 2 CPU cores: each row's
-# lm-eval call took ~4 min once the transfer benchmarks were added).
+# through lm-eval: report.md, results.csv, figures (22 min on 2 idle CPU cores).
 demo: install
 	$(BIN)/lftf-train report --output-dir $(OUT)/report --overwrite
 
