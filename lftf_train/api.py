@@ -35,7 +35,7 @@ from lftf_train.scoring import group_logprobs, target_token_ids
 
 def load_model(name: str = "smollm2-135m", dtype: str = "auto", device=None):
     """(model, tokenizer) as every command loads them: a local folder, a hub id, a .gguf
-    file, or 'smollm2-135m'."""
+    file, or a named model ('smollm2-135m', 'gemma3-270m')."""
     model, tokenizer, _ = models.load(name, dtype, device=device)
     return model, tokenizer
 

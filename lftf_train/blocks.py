@@ -1,41 +1,22 @@
-"""Which parameters LFTF trains: pure functions of block indices and module names."""
+"""Which parameters LFTF trains: functions of block indices and the family's parts
+(families.py, the one place that knows module names)."""
 
 from __future__ import annotations
 
 from torch import nn
 
-# Llama-style block parts; the input norm belongs to attention, the post-attention norm to
-# the MLP, so 'attn' + 'mlp' together are the whole block.
-BLOCK_PARTS = {
-    "attn": ("self_attn", "input_layernorm"),
-    "mlp": ("mlp", "post_attention_layernorm"),
-}
-LORA_TARGETS = {
-    "attn": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "mlp": ("gate_proj", "up_proj", "down_proj"),
-}
+from lftf_train.families import block_list, block_parts, num_blocks, text_config
 
+PARTS = ("attn", "mlp")
 
-def text_config(model):
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
-
-def num_blocks(model) -> int:
-    return text_config(model).num_hidden_layers
+__all__ = ["decoder_layers", "num_blocks", "text_config", "resolve_blocks"]
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, nn.Module, str, nn.ModuleList]:
     """(dotted name, parent module, attribute, ModuleList) of the model's decoder blocks."""
-    n = num_blocks(model)
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) == n and name.endswith("layers"):
-            parent_name, _, attr = name.rpartition(".")
-            return name, model.get_submodule(parent_name), attr, module
-    raise ValueError(
-        f"could not find the {n} decoder blocks (an nn.ModuleList named '...layers') in "
-        f"{type(model).__name__}; LFTF supports decoder-only transformers models"
-    )
+    name, layers = block_list(model)
+    parent_name, _, attr = name.rpartition(".")
+    return name, model.get_submodule(parent_name), attr, layers
 
 
 def resolve_blocks(blocks, n_blocks: int, ranking: list[int] | None, top_k: int = 1) -> list[int]:
@@ -56,33 +37,30 @@ def resolve_blocks(blocks, n_blocks: int, ranking: list[int] | None, top_k: int 
     return sorted(blocks)
 
 
-def trained_module_names(layers_name: str, blocks: list[int], modules: list[str]) -> list[str]:
+def trained_module_names(model, blocks: list[int], modules: list[str]) -> list[str]:
     """Full dotted names of the modules to train (PEFT's modules_to_save).
 
     Names are complete ("model.layers.29"), never bare indices: PEFT matches by suffix, so
-    "9" alone would also match blocks 19 and 29.
+    "9" alone would also match blocks 19 and 29. A norm attention and MLP share (parallel
+    blocks) trains only with the whole block.
     """
-    if set(modules) == set(BLOCK_PARTS):
-        return [f"{layers_name}.{b}" for b in blocks]
-    return [f"{layers_name}.{b}.{part}" for b in blocks for m in modules for part in BLOCK_PARTS[m]]
+    parts = block_parts(model)
+    if set(modules) == set(PARTS):
+        return [f"{parts.layers}.{b}" for b in blocks]
+    own = [name for m in modules for name in getattr(parts, m)]
+    return [f"{parts.layers}.{b}.{name}" for b in blocks for name in own]
 
 
-def lora_target_modules(modules: list[str]) -> list[str]:
-    return [name for m in modules for name in LORA_TARGETS[m]]
-
-
-def check_block_parts(block: nn.Module, modules: list[str], method: str) -> None:
-    """Fail early, naming what is missing, if a block lacks the parts --modules refers to."""
-    children = {name for name, _ in block.named_modules()}
-    if method == "full" and set(modules) != set(BLOCK_PARTS):
-        needed = [p for m in modules for p in BLOCK_PARTS[m]]
-    elif method == "lora":
-        needed = lora_target_modules(modules)
-    else:
-        return
-    missing = [p for p in needed if not any(c == p or c.endswith("." + p) for c in children)]
-    if missing:
+def lora_targets(model, blocks: list[int], modules: list[str]) -> dict[str, list[str]]:
+    """PEFT LoRA's ``target_modules`` (every Linear/Conv1D of the chosen parts) and
+    ``target_parameters`` (a mixture-of-experts MLP's 3-d expert weights), as full names."""
+    parts = block_parts(model)
+    full = lambda names: [f"{parts.layers}.{b}.{n}" for b in blocks for n in names]  # noqa: E731
+    targets = full([name for m in modules for name in parts.lora[m]])
+    experts = full(parts.expert_weights) if "mlp" in modules else []
+    if not targets and not experts:
         raise ValueError(
-            f"--modules {','.join(modules)} needs Llama-style block parts {missing} that "
-            f"{type(block).__name__} does not have; train whole blocks with --modules attn,mlp"
+            f"--method lora --modules {','.join(modules)}: family '{parts.family}' has no "
+            "Linear or Conv1D layer in that part; use --method full"
         )
+    return {"target_modules": targets, "target_parameters": experts}

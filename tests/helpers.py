@@ -61,6 +61,29 @@ def word_tokenizer():
     )
 
 
+def bpe_word_tokenizer():
+    """The same words as single tokens of a byte-level BPE (trained on them), for families
+    whose tokenizer class transformers imposes whatever the folder says (Qwen2 rebuilds a
+    BPE from the vocabulary and merges): " he" and " she" stay single tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = word_tokenizer().get_vocab()
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=100_000,
+        special_tokens=["<unk>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator([w for w in words if not w.startswith("<")], trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+
+
 def finetune_smollm2(smollm2_path, smollm2, cache, **settings):
     """A fresh SmolLM2 fine-tuned in memory with LFTFConfig(**settings): (model, result)."""
     from transformers import AutoModelForCausalLM

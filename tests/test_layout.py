@@ -11,6 +11,7 @@ ROOT = Path(__file__).parents[1]
 # records, locate, prefix, ... -> scoring/config/blocks/... -> lftf_tasks. A method's folder
 # imports nothing from another method's but what is shared through the layers below.
 LAYERS = [
+    {"families"},
     {"config", "blocks", "data", "scoring", "tables", "plots", "models", "registry"},
     {"prefix", "locating", "adapters", "export", "capability", "evaluate", "records"},
     {"logits", "editing", "methods.lftf.config", "methods.pb.config", "methods.dama.config"},

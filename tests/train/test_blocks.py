@@ -2,7 +2,7 @@ import pytest
 
 from lftf_train.blocks import (
     decoder_layers,
-    lora_target_modules,
+    lora_targets,
     resolve_blocks,
     trained_module_names,
 )
@@ -10,15 +10,20 @@ from lftf_train.methods.lftf.config import LFTFConfig
 from lftf_train.methods.lftf.model import wrap_for_training
 
 
-def test_module_names_are_full_so_suffix_matching_cannot_catch_other_blocks():
-    names = trained_module_names("model.layers", [9], ["attn", "mlp"])
-    assert names == ["model.layers.9"]
-    assert not any(n.endswith("model.layers.9") for n in ["model.layers.19", "model.layers.29"])
-    assert trained_module_names("model.layers", [1], ["attn"]) == [
+def test_module_names_are_full_so_suffix_matching_cannot_catch_other_blocks(tiny_llama):
+    _, model, _ = tiny_llama
+    names = trained_module_names(model, [3], ["attn", "mlp"])
+    assert names == ["model.layers.3"]
+    assert trained_module_names(model, [1], ["attn"]) == [
         "model.layers.1.self_attn",
         "model.layers.1.input_layernorm",
     ]
-    assert lora_target_modules(["mlp"]) == ["gate_proj", "up_proj", "down_proj"]
+    assert lora_targets(model, [2], ["mlp"]) == {
+        "target_modules": [
+            f"model.layers.2.mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")
+        ],
+        "target_parameters": [],
+    }
 
 
 def test_resolve_blocks():

@@ -16,7 +16,7 @@ from lftf_tasks.axis import load_axis, load_professions
 from lftf_train import cli, data
 from lftf_train.blocks import decoder_layers
 from lftf_train.config import parse_layer_sets
-from lftf_train.editing import down_proj, requests, word_ids
+from lftf_train.editing import mlp_out, requests, word_ids
 from lftf_train.methods.dama import dama
 from lftf_train.methods.dama.config import DAMAConfig, default_layers
 from lftf_train.prefix import PrefixCache
@@ -58,10 +58,10 @@ def test_rank_zero_leaves_the_weights_bit_identical(tiny_llama):
     _, model, tok = tiny_llama
     model = copy.deepcopy(model)
     cache = PrefixCache.build(model, tok, 2, GENDER, 256)
-    before = {b: down_proj(model, b).weight.clone() for b in (2, 3)}
+    before = {b: mlp_out(model, b).weight.clone() for b in (2, 3)}
     values = torch.randn(3 * len(cache.states["train"]), 32)
     records = dama.edit_layers(model, cache, values, [2, 3], 0, DAMAConfig(**FAST))
-    assert all(torch.equal(down_proj(model, b).weight, before[b]) for b in (2, 3))
+    assert all(torch.equal(mlp_out(model, b).weight, before[b]) for b in (2, 3))
     assert [r["rank"] for r in records] == [0, 0]
 
 
@@ -75,17 +75,17 @@ def test_layers_are_edited_in_ascending_order_on_the_already_projected_model(
         3 * len(cache.states["train"]), 32, generator=torch.Generator().manual_seed(1)
     )
     seen = {}
-    collect = dama.down_proj_inputs
+    collect = dama.mlp_out_inputs
 
     def spy(model, cache, split, layer, batch_size):
         seen[layer] = collect(model, cache, split, layer, batch_size)
         return seen[layer]
 
-    monkeypatch.setattr(dama, "down_proj_inputs", spy)
+    monkeypatch.setattr(dama, "mlp_out_inputs", spy)
     edited = copy.deepcopy(model)
     dama.edit_layers(edited, cache, values, [2, 1], 4, config)
     assert list(seen) == [1, 2]  # ascending, whatever the order given
-    monkeypatch.setattr(dama, "down_proj_inputs", collect)
+    monkeypatch.setattr(dama, "mlp_out_inputs", collect)
     lower_only = copy.deepcopy(model)
     dama.edit_layers(lower_only, cache, values, [1], 4, config)
     u_after = collect(lower_only, cache, "train", 2, 256)
@@ -306,9 +306,7 @@ def test_the_second_moment_is_k_transpose_k_over_n(tiny_llama):
             window = torch.tensor([ids[start : start + 4]])
             n = window.shape[1]
             batch = [{"input_ids": window}] * n
-            keys += [
-                inputs_at(model, down_proj(model, 2), [b], [i - n]) for i, b in enumerate(batch)
-            ]
+            keys += [inputs_at(model, mlp_out(model, 2), [b], [i - n]) for i, b in enumerate(batch)]
     k = torch.cat(keys).double()
     assert c.shape == (64, 64)
     assert torch.allclose(c, k.T @ k / len(k), atol=1e-6)

@@ -124,7 +124,7 @@ def test_r_rome_puts_the_averaged_key_in_the_update_and_rome_the_prompts_own(
     expected = keys.mean(0) if averaged else keys[0]
     assert torch.allclose(seen["key"], expected, atol=1e-5)
     assert not torch.allclose(keys.mean(0), keys[0], atol=1e-3)  # the two really differ
-    weight = rome.down_proj(model, 1).weight.double()
+    weight = rome.mlp_out(model, 1).weight.double()
     assert torch.allclose(weight @ seen["key"].double(), seen["value"].double(), atol=1e-3)
 
 
@@ -132,9 +132,9 @@ def test_memit_spreads_the_edit_over_its_band(tiny_llama):
     model, tok, _, result = _edited(tiny_llama, "memit", layers="1-2")
     original = tiny_llama[1]
     for block in (1, 2):
-        change = rome.down_proj(model, block).weight - rome.down_proj(original, block).weight
+        change = rome.mlp_out(model, block).weight - rome.mlp_out(original, block).weight
         assert change.abs().max() > 0
-    assert (rome.down_proj(model, 3).weight == rome.down_proj(original, 3).weight).all()
+    assert (rome.mlp_out(model, 3).weight == rome.mlp_out(original, 3).weight).all()
     assert result["blocks"] == [1, 2] and result["edits"][0]["blocks"] == [1, 2]
 
 

@@ -31,10 +31,12 @@ from sklearn.cross_decomposition import PLSRegression
 
 from lftf_train.blocks import num_blocks
 from lftf_train.editing import (
-    down_proj,
+    final_input_module,
     frozen,
     head_of,
     inputs_at,
+    mlp_out,
+    mlp_out_weight,
     prompt_batches,
     requests,
     word_ids,
@@ -88,10 +90,9 @@ def whiten(u: torch.Tensor, second_moment: torch.Tensor, weight: float) -> torch
 
 def last_block_outputs(model, tokenizer, prompts: list[str], batch_size: int) -> torch.Tensor:
     """The last block's output (before the final norm) at each prompt's last token: (n, d)."""
-    norm, _ = head_of(model)
     device = next(model.parameters()).device
     batches = prompt_batches(tokenizer, prompts, device, batch_size)
-    return inputs_at(model, norm, batches, [-1] * len(prompts)).to(device)
+    return inputs_at(model, final_input_module(model), batches, [-1] * len(prompts)).to(device)
 
 
 def value_loss(
@@ -155,10 +156,10 @@ def value_vectors(model, tokenizer, reqs, config: DAMAConfig) -> torch.Tensor:
 # --- step 2: the projections ----------------------------------------------------------
 
 
-def down_proj_inputs(model, cache: PrefixCache, split: str, layer: int, batch_size: int):
-    """U: the down-projection's input of ``layer`` at each cached prompt's last token, on the
+def mlp_out_inputs(model, cache: PrefixCache, split: str, layer: int, batch_size: int):
+    """U: the MLP output projection's input of ``layer`` at each cached prompt's last token, on the
     model as it is now (run from the cached states entering block ``cache.block``)."""
-    module = down_proj(model, layer)  # before the block list is cut
+    module = mlp_out(model, layer)  # before the block list is cut
     states = cache.states[split]
     with starting_at_block(model, cache.block):
         batches = (collate(states[i : i + batch_size]) for i in range(0, len(states), batch_size))
@@ -172,8 +173,8 @@ def edit_layers(model, cache, values, layers, rank, config, moments=None) -> lis
     records = []
     for layer in sorted(layers):
         start = time.perf_counter()
-        weight = down_proj(model, layer).weight
-        u = down_proj_inputs(model, cache, "train", layer, config.eval_batch_size)
+        weight = mlp_out_weight(model, layer)
+        u = mlp_out_inputs(model, cache, "train", layer, config.eval_batch_size)
         if moments is not None:
             u = whiten(u, moments[layer], config.mom2_update_weight)
         x = torch.cat([u] * (len(values) // len(u))) @ weight.detach().float().cpu().T
@@ -224,7 +225,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
     first = min(min(s) for s in sets)
     cache = PrefixCache.build(model, tokenizer, first, axis, config.eval_batch_size)
     edited = sorted({b for s in sets for b in s})
-    originals = {b: down_proj(model, b).weight.detach().clone() for b in edited}
+    originals = {b: mlp_out_weight(model, b).detach().clone() for b in edited}
     moments = moments_fn(edited) if config.whitening else None
     source, group_ids = FromPrefixCache(cache, model), target_token_ids(tokenizer, axis)
     with torch.no_grad():
@@ -258,7 +259,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
 def _restore(model, originals: dict) -> None:
     with torch.no_grad():
         for layer, weight in originals.items():
-            down_proj(model, layer).weight.copy_(weight)
+            mlp_out_weight(model, layer).copy_(weight)
 
 
 def _describe(entry: dict, axis) -> str:

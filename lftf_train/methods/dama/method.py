@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lftf_train import plots
 from lftf_train.adapters import wrap_edited
-from lftf_train.editing import corpus, down_proj_name, read_corpus, second_moments
+from lftf_train.editing import corpus, mlp_out_name, read_corpus, second_moments
 from lftf_train.methods.dama import dama
 from lftf_train.methods.dama.config import DAMAConfig
 from lftf_train.records import footer
@@ -25,7 +25,7 @@ def apply(model, tokenizer, config: DAMAConfig, context: Context) -> Adapted:
         moments = lambda layers: second_moments(model, tokenizer, texts, layers)  # noqa: E731
     result = dama.run_dama(model, tokenizer, config, log=context.log, moments_fn=moments)
     chosen = result["chosen"]
-    names = [down_proj_name(model, layer) for layer in chosen["layers"]]
+    names = [mlp_out_name(model, layer) for layer in chosen["layers"]]
     blocks = span(chosen["layers"])
     return Adapted(
         model=wrap_edited(model, names),

@@ -14,7 +14,13 @@ from __future__ import annotations
 import torch
 
 from lftf_train.blocks import decoder_layers
-from lftf_train.editing import Request, down_proj, inputs_at, prompt_batches, subject_offsets
+from lftf_train.editing import (
+    Request,
+    inputs_at,
+    mlp_out_weight,
+    prompt_batches,
+    subject_offsets,
+)
 from lftf_train.methods.edit.rome import keys
 from lftf_train.methods.edit.values import optimise_value
 
@@ -52,6 +58,6 @@ def edit(model, tokenizer, request: Request, target: int, blocks, templates, con
         update = memit_update(
             resid[:, None], key[:, None], moments[block], config.mom2_update_weight
         )
-        weight = down_proj(model, block).weight
+        weight = mlp_out_weight(model, block)
         weight.data += update.to(weight.device, weight.dtype)
     return {"blocks": list(blocks), "value_steps": value.steps, "value_loss": value.loss}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lftf_tasks.outputs import write_json
 from lftf_train.adapters import wrap_edited
-from lftf_train.editing import corpus, down_proj_name, read_corpus
+from lftf_train.editing import corpus, mlp_out_name, read_corpus
 from lftf_train.methods.edit import sequence
 from lftf_train.methods.edit.config import EditConfig
 from lftf_train.methods.edit.editors import EDITORS
@@ -25,7 +25,7 @@ def apply(model, tokenizer, config: EditConfig, context: Context) -> Adapted:
         model, tokenizer, config, texts, log=context.log, show_progress=context.show_progress
     )
     edits = {"edits": result.pop("edits"), "contexts": result.pop("contexts")}
-    names = [down_proj_name(model, block) for block in result["blocks"]]
+    names = [mlp_out_name(model, block) for block in result["blocks"]]
     summary, blocks = result["summary"], span(result["blocks"])
     label = EDITORS[config.editor].label
     return Adapted(

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import torch
 
-from lftf_train.editing import Request, down_proj, inputs_at, prompt_batches, subject_offsets
+from lftf_train.editing import (
+    Request,
+    inputs_at,
+    mlp_out,
+    mlp_out_weight,
+    prompt_batches,
+    subject_offsets,
+)
 from lftf_train.methods.edit.values import optimise_value
 
 
@@ -28,7 +35,7 @@ def keys(model, tokenizer, texts, offsets, layer: int) -> torch.Tensor:
     """The down-projection's input at the subject's last token of each text: (n, d_ff)."""
     device = next(model.parameters()).device
     batches = prompt_batches(tokenizer, texts, device, batch_size=len(texts))
-    return inputs_at(model, down_proj(model, layer), batches, offsets)
+    return inputs_at(model, mlp_out(model, layer), batches, offsets)
 
 
 def edit(
@@ -57,7 +64,7 @@ def edit(
         model, tokenizer, texts, offsets, kl_text, kl_offset, target, layer, "mlp", config
     )
     key = k_star if averaged_key else k[0]  # the bare prompt is texts[0]
-    weight = down_proj(model, layer).weight
+    weight = mlp_out_weight(model, layer)
     update = rank_one_update(weight.detach().cpu(), key, value.v0 + value.delta, left / left.norm())
     weight.data += update.to(weight.device, weight.dtype)
     return {"blocks": [layer], "value_steps": value.steps, "value_loss": value.loss}

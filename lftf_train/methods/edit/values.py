@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lftf_train.blocks import decoder_layers
+from lftf_train.editing import head_of, mlp_out, per_prompt
 from lftf_train.prefix import block_inputs, starting_at_block
 
 
@@ -36,12 +37,18 @@ class _RecordKV:
         self.kv[layer_idx] = (key, value)
         return key, value
 
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0  # nothing is cached before the prefix
+
 
 class _ReplayKV:
     """A cache that puts the recorded prefix keys and values before the new ones."""
 
     def __init__(self, kv: dict):
         self.kv = kv
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return next(iter(self.kv.values()))[0].shape[-2]
 
     def update(self, key, value, layer_idx, *args, **kwargs):
         past_key, past_value = self.kv[layer_idx]
@@ -141,13 +148,14 @@ def optimise_value(
         raise ValueError(f"block {layer} is the last one; its output feeds no block to run")
     split = SplitAtSubject(model, tokenizer, [*texts, kl_text], [*offsets, kl_offset], start)
     delta = torch.zeros(split.suffix.shape[-1], requires_grad=True)
-    head, state = model.get_output_embeddings(), {}
+    head, state = head_of(model)[1], {}
 
     def add_delta(module, args, output):  # the subject is the first token after the cut
-        state.setdefault("v0", output[0, 0].detach().clone())
-        output = output.clone()
-        output[:, 0] = output[:, 0] + delta.to(output.dtype)
-        return output
+        shaped = per_prompt(output, len(split.suffix))  # OPT's MLP sees tokens flattened
+        state.setdefault("v0", shaped[0, 0].detach().clone())
+        shaped = shaped.clone()
+        shaped[:, 0] = shaped[:, 0] + delta.to(shaped.dtype)
+        return shaped.view(output.shape)
 
     def logits():
         suffix = None
@@ -158,7 +166,7 @@ def optimise_value(
         hidden = split.hidden(suffix)
         return head(split.last(hidden)[:-1]).float(), head(hidden[-1, 0]).float()
 
-    handle = layers[layer].mlp.register_forward_hook(add_delta) if at == "mlp" else None
+    handle = mlp_out(model, layer).register_forward_hook(add_delta) if at == "mlp" else None
     try:
         return _descend(logits, delta, state, target, config)
     finally:

@@ -9,35 +9,33 @@ blocks' projections only.
 from __future__ import annotations
 
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers.pytorch_utils import Conv1D
 
 from lftf_train.adapters import whole_modules
-from lftf_train.blocks import (
-    check_block_parts,
-    decoder_layers,
-    lora_target_modules,
-    trained_module_names,
-)
+from lftf_train.blocks import decoder_layers, lora_targets, trained_module_names
 from lftf_train.methods.lftf.config import LFTFConfig
 
 
-def peft_config(config: LFTFConfig, layers_name: str, blocks: list[int]) -> LoraConfig:
+def peft_config(config: LFTFConfig, model, blocks: list[int]) -> LoraConfig:
     if config.method == "full":
-        return whole_modules(trained_module_names(layers_name, blocks, config.modules))
+        return whole_modules(trained_module_names(model, blocks, config.modules))
+    targets = lora_targets(model, blocks, config.modules)
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=lora_target_modules(config.modules),
-        layers_to_transform=blocks,
-        layers_pattern=layers_name.rsplit(".", 1)[-1],
+        **targets,
+        # GPT-2's Conv1D stores its weight as (in, out)
+        fan_in_fan_out=any(
+            isinstance(model.get_submodule(t), Conv1D) for t in targets["target_modules"]
+        ),
     )
 
 
 def wrap_for_training(model, config: LFTFConfig, blocks: list[int]) -> PeftModel:
     """A PeftModel whose only trainable parameters belong to ``blocks``."""
-    layers_name, _, _, layers = decoder_layers(model)
-    check_block_parts(layers[blocks[0]], config.modules, config.method)
-    peft_model = get_peft_model(model, peft_config(config, layers_name, blocks))
+    layers_name = decoder_layers(model)[0]
+    peft_model = get_peft_model(model, peft_config(config, model, blocks))
     prefix = f"{layers_name}."
     outside = [
         n
