@@ -85,9 +85,10 @@ def block_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
         for name, module in model.named_modules()
         if isinstance(module, nn.ModuleList) and len(module) == n
     ]
-    # any element: a trained block may sit inside PEFT's ModulesToSaveWrapper
-    named = [c for c in candidates if any(type(b).__name__ in block_classes for b in c[1])]
-    found = named or [c for c in candidates if any(_attention_child(b) for b in c[1])]
+    blocks = lambda layers: [getattr(b, "original_module", b) for b in layers]  # noqa: E731
+    # (a trained block sits inside PEFT's ModulesToSaveWrapper, which keeps the original)
+    named = [c for c in candidates if any(type(b).__name__ in block_classes for b in blocks(c[1]))]
+    found = named or [c for c in candidates if any(map(_attention_child, blocks(c[1])))]
     if not found:
         raise ValueError(
             f"could not find the {n} decoder blocks of {type(model).__name__} "
