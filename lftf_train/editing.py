@@ -35,8 +35,11 @@ class Request:
     phrase: str  # "The nurse": the subject as the prompt writes it (DAMA's KL prompt)
 
 
-def requests(axis: Axis, split: str = "train") -> list[Request]:
-    """The axis's bias prompts of a split as edit requests, in the split's order."""
+def requests(
+    axis: Axis, split: str = "train", limit: int | None = None, seed: int = 0
+) -> list[Request]:
+    """The axis's bias prompts of a split as edit requests, in the split's order; with
+    ``limit``, that many of them drawn with ``seed`` (in the drawn order)."""
     out = []
     for r in data.bias_records(split, axis):
         scale, t = r["template_id"].rsplit("_", 1)
@@ -44,7 +47,7 @@ def requests(axis: Axis, split: str = "train") -> list[Request]:
         subject = r[axis.subject_field]
         before = template[: template.index("{subject}")]
         out.append(Request(prompt=r["prompt"], subject=subject, phrase=before + subject))
-    return out
+    return out if limit is None else random.Random(seed).sample(out, min(limit, len(out)))
 
 
 def word_ids(tokenizer, words: list[str]) -> list[int]:

@@ -151,3 +151,22 @@ def smollm2_lftf_lm_eval(smollm2_path, smollm2_lftf, tmp_path_factory):
     out = tmp_path_factory.mktemp("lm_eval_lftf")
     model_args = f"pretrained={smollm2_path},dtype=float32,peft={smollm2_lftf[2]}"
     return lm_eval_cli(model_args, out, "genbiaseval,genhinteval")
+
+
+# --- the second real model, Gemma-3-270M (tests marked gemma3) -------------------------
+
+
+@pytest.fixture(scope="session")
+def gemma3_path() -> str:
+    from lftf_train.models import resolve_model
+
+    return resolve_model("gemma3-270m")
+
+
+@pytest.fixture(scope="session")
+def gemma3(gemma3_path):
+    """(model, tokenizer) of Gemma-3-270M in float32, eval mode, shared read-only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gemma3_path).eval()
+    return model, AutoTokenizer.from_pretrained(gemma3_path)

@@ -1,5 +1,5 @@
 """Helpers the tests share: a tokenizer for the tiny models, SmolLM2 fine-tuning in memory,
-and `lm_eval` run as a user runs it."""
+`lm_eval` run as a user runs it, and its P(he), P(she) beside the in-memory ones."""
 
 from __future__ import annotations
 
@@ -121,6 +121,33 @@ def lm_eval_cli(model_args: str, out: Path, tasks: str, limit: int | None = None
         with open(path) as f:
             samples[task] = [json.loads(line) for line in f]
     return {"results": json.loads(Path(results_file).read_text()), "samples": samples}
+
+
+def lm_eval_probabilities(run: dict) -> dict[str, tuple[float, float]]:
+    """prompt -> (P(he), P(she)) as lm-eval logged them (``lm_eval_cli``'s samples)."""
+    return {
+        s["doc"]["prompt"]: (s["p_he"], s["p_she"])
+        for rows in run["samples"].values()
+        for s in rows
+    }
+
+
+def in_memory_probabilities(model, tok, n=40) -> dict[str, tuple[float, float]]:
+    """prompt -> (P(he), P(she)) of ``model`` for the first n GenBiasEval and GenHintEval
+    test prompts, computed as lftf computes them."""
+    from lftf_train import data
+    from lftf_train.scoring import score_prompts
+
+    prompts = [r["prompt"] for r in data.bias_records("test")][:n]
+    prompts += [r["prompt"] for r in data.hint_records("test")][:n]
+    return dict(zip(prompts, map(tuple, score_prompts(model, tok, prompts).exp().tolist())))
+
+
+def max_probability_diff(logged: dict, in_memory: dict) -> float:
+    """The largest |P| difference over the in-memory prompts (all must have been logged)."""
+    return max(
+        max(abs(a - c), abs(b - d)) for p, (c, d) in in_memory.items() for a, b in [logged[p]]
+    )
 
 
 def readme_python_example(marker: str = "simple_evaluate") -> str:

@@ -188,6 +188,22 @@ def test_the_saved_adapter_reproduces_the_edited_model(tiny_llama, tmp_path):
     assert (original - expected).abs().max() > 1e-4  # the edit did something
 
 
+def test_a_request_limit_draws_that_many_train_prompts_with_the_seed(tiny_llama):
+    path, _, tok = tiny_llama
+    axis, train = load_axis("gender"), [r.prompt for r in requests(load_axis("gender"))]
+    reqs, keep = dama._drawn_requests(axis, DAMAConfig(model=path, requests=10, seed=3))
+    assert (
+        len(reqs) == 10
+        and keep == sorted(keep)
+        and [r.prompt for r in reqs] == [train[i] for i in keep]
+    )  # in the split's order, so U (the cache's states at keep) pairs with its values
+    assert dama._drawn_requests(axis, DAMAConfig(model=path, requests=10, seed=4))[1] != keep
+    config = DAMAConfig(model=path, layers="3", ranks=[2], requests=10, **FAST)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    info = lftf_train.debias(model, tok, config, log=lambda *_: None).record["result"]
+    assert info["requests"] == 10 and info["edits"][0]["delta_norm"] > 0
+
+
 def test_cli_writes_the_adapter_the_record_and_the_dev_sweep(tiny_llama, tmp_path, capsys):
     path, _, _ = tiny_llama
     out = tmp_path / "dama"

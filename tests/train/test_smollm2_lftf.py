@@ -8,35 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from lftf_train import data
 from lftf_train.evaluate import bias_summary
 from lftf_train.locating import locate_blocks
 from lftf_train.methods.lftf.config import LFTFConfig
-from lftf_train.scoring import score_prompts
 
-from ..helpers import finetune_smollm2
+from ..helpers import (
+    finetune_smollm2,
+    in_memory_probabilities,
+    lm_eval_probabilities,
+    max_probability_diff,
+)
 
 pytestmark = pytest.mark.smollm2
-
-
-def _probabilities(run: dict) -> dict[str, tuple[float, float]]:
-    return {
-        s["doc"]["prompt"]: (s["p_he"], s["p_she"])
-        for rows in run["samples"].values()
-        for s in rows
-    }
-
-
-def _max_diff(logged: dict, in_memory: dict) -> float:
-    return max(
-        max(abs(a - c), abs(b - d)) for p, (c, d) in in_memory.items() for a, b in [logged[p]]
-    )
-
-
-def _in_memory(model, tok, n=40) -> dict[str, tuple[float, float]]:
-    prompts = [r["prompt"] for r in data.bias_records("test")][:n]
-    prompts += [r["prompt"] for r in data.hint_records("test")][:n]
-    return dict(zip(prompts, map(tuple, score_prompts(model, tok, prompts).exp().tolist())))
 
 
 def test_same_seed_same_bmi_ranking_and_scores(smollm2):
@@ -55,9 +38,11 @@ def test_lm_eval_peft_flag_loads_exactly_the_trained_model(
     smollm2, smollm2_lftf, smollm2_lftf_lm_eval, smollm2_lm_eval, smollm2_path
 ):
     model, _, out = smollm2_lftf
-    in_memory = _in_memory(model, smollm2[1])
-    assert _max_diff(_probabilities(smollm2_lftf_lm_eval), in_memory) < 1e-4
-    assert _max_diff(_probabilities(smollm2_lm_eval), in_memory) > 1e-2  # it changed the model
+    in_memory = in_memory_probabilities(model, smollm2[1])
+    assert max_probability_diff(lm_eval_probabilities(smollm2_lftf_lm_eval), in_memory) < 1e-4
+    assert (
+        max_probability_diff(lm_eval_probabilities(smollm2_lm_eval), in_memory) > 1e-2
+    )  # it changed the model
     full_size = (Path(smollm2_path) / "model.safetensors").stat().st_size
     assert (out / "adapter_model.safetensors").stat().st_size < full_size / 10
 
@@ -77,10 +62,10 @@ def test_merged_model_loads_with_pretrained_alone(smollm2, smollm2_lftf):
         log_samples=True,
         task_manager=task_manager(include_defaults=False),
     )
-    in_memory = _in_memory(model, smollm2[1])
-    logged = _probabilities(run)
+    in_memory = in_memory_probabilities(model, smollm2[1])
+    logged = lm_eval_probabilities(run)
     assert set(logged) == set(in_memory)
-    assert _max_diff(logged, in_memory) < 1e-4
+    assert max_probability_diff(logged, in_memory) < 1e-4
 
 
 def test_lftf_recipe_cuts_test_afgb_by_two_thirds_and_keeps_ub(

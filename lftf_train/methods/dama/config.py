@@ -47,6 +47,12 @@ class DAMAConfig(ValueConfig):
         "the reference's run scripts).",
         group="DAMA",
     )
+    requests: int | None = option(
+        None,
+        "Compute the values of this many of the axis's train requests, drawn with the seed "
+        "(default: all of them, 943 for gender, as the paper); fewer for a quick trial.",
+        group="DAMA",
+    )
     value_batch_size: int = option(
         128, "Requests whose values are optimised together.", group="DAMA"
     )
@@ -85,6 +91,8 @@ class DAMAConfig(ValueConfig):
             except ValueError as err:
                 self._fail("layers", str(err))
         self._positive("value_batch_size")
+        if self.requests is not None:
+            self._positive("requests")
 
     def layer_sets(self, n_blocks: int) -> list[list[int]]:
         sets = [default_layers(n_blocks)] if self.layers == "auto" else self.layers

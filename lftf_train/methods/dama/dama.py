@@ -22,6 +22,7 @@ set are chosen on the dev splits (``choose``).
 from __future__ import annotations
 
 import math
+import random
 import time
 
 import numpy as np
@@ -153,6 +154,9 @@ def value_vectors(model, tokenizer, reqs, config: DAMAConfig) -> torch.Tensor:
     return torch.cat(chunks, dim=1).flatten(0, 1).cpu()
 
 
+REQUESTS = "dama_requests"  # the prefix cache's states of the requests DAMA uses
+
+
 # --- step 2: the projections ----------------------------------------------------------
 
 
@@ -167,14 +171,17 @@ def mlp_out_inputs(model, cache: PrefixCache, split: str, layer: int, batch_size
 
 
 @torch.no_grad()
-def edit_layers(model, cache, values, layers, rank, config, moments=None) -> list[dict]:
+def edit_layers(
+    model, cache, values, layers, rank, config, moments=None, split: str = "train"
+) -> list[dict]:
     """Project the down-projection of each layer, in ascending order, each on the model as
-    the lower layers already left it; the record of each edit."""
+    the lower layers already left it; the record of each edit. U comes from the cache's
+    ``split`` (the prompts of ``values``, in their order)."""
     records = []
     for layer in sorted(layers):
         start = time.perf_counter()
         weight = mlp_out_weight(model, layer)
-        u = mlp_out_inputs(model, cache, "train", layer, config.eval_batch_size)
+        u = mlp_out_inputs(model, cache, split, layer, config.eval_batch_size)
         if moments is not None:
             u = whiten(u, moments[layer], config.mom2_update_weight)
         x = torch.cat([u] * (len(values) // len(u))) @ weight.detach().float().cpu().T
@@ -210,13 +217,23 @@ def choose(sweep: list[dict], original: dict, metrics: dict, min_ratio: float) -
     return min(kept, key=lambda s: (abs(s["dev"]["a_s_relative"]), len(s["layers"]), s["rank"]))
 
 
+def _drawn_requests(axis, config: DAMAConfig) -> tuple[list, list[int]]:
+    """The train requests DAMA uses (config.requests of them drawn with the seed, else all),
+    in the split's order, and their indices in the split."""
+    reqs = requests(axis)
+    keep = list(range(len(reqs)))
+    if config.requests is not None:
+        keep = sorted(random.Random(config.seed).sample(keep, min(config.requests, len(keep))))
+    return [reqs[i] for i in keep], keep
+
+
 def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -> dict:
     """Values, then every (layer set, rank) on the dev splits, then the chosen setting applied
     to ``model`` (in place). ``moments_fn(layers)`` gives {layer: C} for whitening."""
     axis = config.load_axis()  # DAMAConfig refuses an axis without stereotype slopes
     target_token_ids(tokenizer, axis)
     sets = config.layer_sets(num_blocks(model))
-    reqs = requests(axis)
+    reqs, keep = _drawn_requests(axis, config)
     timings = {}
     start = time.perf_counter()
     values = value_vectors(model, tokenizer, reqs, config)
@@ -224,6 +241,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
     log(f"DAMA: value vectors for {len(reqs)} requests x {config.targets} ({timings['values']} s)")
     first = min(min(s) for s in sets)
     cache = PrefixCache.build(model, tokenizer, first, axis, config.eval_batch_size)
+    cache.states[REQUESTS] = [cache.states["train"][i] for i in keep]  # U's prompts
     edited = sorted({b for s in sets for b in s})
     originals = {b: mlp_out_weight(model, b).detach().clone() for b in edited}
     moments = moments_fn(edited) if config.whitening else None
@@ -235,7 +253,7 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
         for rank in config.ranks:
             _restore(model, originals)
             t0 = time.perf_counter()
-            records = edit_layers(model, cache, values, layers, rank, config, moments)
+            records = edit_layers(model, cache, values, layers, rank, config, moments, REQUESTS)
             with torch.no_grad():
                 dev = evaluate_dev(model, source, axis, group_ids, config.eval_batch_size)
             seconds = round(time.perf_counter() - t0, 1)
@@ -243,7 +261,9 @@ def run_dama(model, tokenizer, config: DAMAConfig, log=print, moments_fn=None) -
             log(_describe(sweep[-1], axis))
     chosen = choose(sweep, original, axis.metrics, config.min_ub_ratio)
     _restore(model, originals)
-    records = edit_layers(model, cache, values, chosen["layers"], chosen["rank"], config, moments)
+    records = edit_layers(
+        model, cache, values, chosen["layers"], chosen["rank"], config, moments, REQUESTS
+    )
     timings["total"] = round(time.perf_counter() - start, 1)
     log(f"DAMA: chose layers {span(chosen['layers'])}, rank {chosen['rank']} on dev")
     return {

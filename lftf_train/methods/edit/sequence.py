@@ -6,7 +6,6 @@ after it."""
 
 from __future__ import annotations
 
-import random
 import time
 
 import torch
@@ -40,9 +39,7 @@ def chosen_requests(config: EditConfig, model, tokenizer) -> list[dict]:
     target group (config.target; 'counter': the group the original model finds least
     likely for that prompt)."""
     axis = config.load_axis()
-    reqs = requests(axis)
-    if config.edits is not None:
-        reqs = random.Random(config.seed).sample(reqs, min(config.edits, len(reqs)))
+    reqs = requests(axis, limit=config.edits, seed=config.seed)
     probs = group_probs(
         model, tokenizer, [r.prompt for r in reqs], target_token_ids(tokenizer, axis)
     )
