@@ -58,7 +58,9 @@ def _loads_as_trained(result, folder, gemma3_path) -> None:
     prompts = [r["prompt"] for r in data.bias_records("test")][:10]
     prompts += [r["prompt"] for r in data.hint_records("test")][:10]
     expected = score_prompts(result.model, tokenizer, prompts)
-    lm = HFLM(pretrained=gemma3_path, peft=str(folder), dtype="float32", batch_size=20)
+    lm = HFLM(
+        pretrained=gemma3_path, peft=str(folder), dtype="float32", batch_size=20, device="cpu"
+    )
     requests = [
         Instance("loglikelihood", {}, (p, f" {w}"), 0) for p in prompts for w in ("he", "she")
     ]
@@ -127,9 +129,7 @@ def test_dama_on_gemma3_projects_its_down_projection_and_loads_with_peft(
 ):
     config = DAMAConfig(model="gemma3-270m", layers="15", ranks=8, requests=24, v_num_grad_steps=5)
     result, folder = _debiased(gemma3_path, gemma3, config, tmp_path_factory)
-    assert {m.rsplit(".", 1)[0] for m in _adapter_modules(folder)} == {
-        "model.layers.15.mlp.down_proj"
-    }
+    assert _adapter_modules(folder) == {"model.layers.15.mlp.down_proj"}
     _loads_as_trained(result, folder, gemma3_path)
 
 
@@ -139,16 +139,17 @@ def test_memit_on_gemma3_makes_every_target_likelier_and_loads_with_peft(
     config = EditConfig(
         model="gemma3-270m",
         editor="memit",
-        layers="4-5",
         edits=2,
         cov_tokens=1000,
         context_prefixes=False,
     )
     result, folder = _debiased(gemma3_path, gemma3, config, tmp_path_factory)
     edits = json.loads((folder / "edits.json").read_text())["edits"]
-    assert len(edits) == 2 and all(e["p_target_after"] > e["p_target_before"] for e in edits)
+    assert len(edits) == 2 and all(e["p_target_after"] > e["p_target_before"] for e in edits), [
+        (e["p_target_before"], e["p_target_after"]) for e in edits
+    ]
+    blocks = result.record["result"]["blocks"]
     assert result.record["result"]["edited_modules"] == [
-        "model.layers.4.mlp.down_proj",
-        "model.layers.5.mlp.down_proj",
+        f"model.layers.{b}.mlp.down_proj" for b in blocks
     ]
     _loads_as_trained(result, folder, gemma3_path)
