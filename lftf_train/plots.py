@@ -267,3 +267,32 @@ def plot_edit_trajectory(edits: dict[str, list[dict]], path: Path, title: str, f
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path, footer)
+
+
+def plot_mend_training(curve: list[dict], path: Path, title: str, footer: str = "") -> Path:
+    """MEND's training curve at each validation: on held-out requests, each edited alone,
+    P(target) before and after the edit and how often it became likelier (left); the
+    locality KL on held-out text and the train loss terms (right)."""
+    steps = [p["step"] for p in curve]
+    val = [p["val"] for p in curve]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(steps, [v["p_before"] for v in val], "--", color="gray", label="P(target) before")
+    left.plot(steps, [v["p_after"] for v in val], "o-", label="P(target) after")
+    left.plot(steps, [v["likelier"] for v in val], "s-", label="share made likelier")
+    left.set_ylim(0, 1)
+    left.set_xlabel("training edits")
+    left.set_title("held-out edits", fontsize=9)
+    left.legend(fontsize=7)
+    right.plot(steps, [v["kl"] for v in val], "o-", label="held-out KL(original || edited)")
+    trained = [p for p in curve if p["train_kl"] is not None]  # step 0: not trained yet
+    right.plot(
+        [p["step"] for p in trained], [p["train_kl"] for p in trained], "--", label="train KL"
+    )
+    right.set_yscale("log")
+    right.set_xlabel("training edits")
+    right.set_title("locality", fontsize=9)
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path, footer)

@@ -104,6 +104,12 @@ class ReportSettings:
         "sequential edits of each knowledge-editor row (CPU-sized; `lftf-train edit` runs all 943)",
         group=REPORT,
     )
+    mend_steps: int | None = option(
+        None,
+        "training edits of the MEND row's editor network (default: `lftf-train edit`'s); a "
+        "trained editor is cached and reused",
+        group=REPORT,
+    )
     rows: object = option(
         None,
         "only these rows, comma-separated (e.g. 'ROME,MEMIT'; the rows are listed below); "

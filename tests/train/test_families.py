@@ -38,8 +38,13 @@ COMMANDS = [
         "memit",
         ["edit", "--editor", "memit", "--layers", "1-2", "--edits", "1", "--cov-tokens", "400"],
     ),
+    (
+        "mend",
+        ["edit", "--editor", "mend", "--edits", "1", "--cov-tokens", "400", "--mend-steps", "2"]
+        + ["--mend-val-requests", "2"],
+    ),
 ]
-EDITING = ("dama", "rome", "memit")
+EDITING = ("dama", "rome", "memit", "mend")
 
 
 @pytest.fixture(scope="module")

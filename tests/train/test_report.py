@@ -45,7 +45,16 @@ def report(tiny_llama, tmp_path_factory):
     path, _, _ = tiny_llama
     out = tmp_path_factory.mktemp("report") / "out"
     args = ["report", "--model", path, "--limit", "20", "--tuned-epochs", "1", "--seeds", "1,2"]
-    args += ["--dama-layers", "2-3", "--dama-ranks", "2,4", "--edit-limit", "2"]
+    args += [
+        "--dama-layers",
+        "2-3",
+        "--dama-ranks",
+        "2,4",
+        "--edit-limit",
+        "2",
+        "--mend-steps",
+        "4",
+    ]
     tasks = local_task(tmp_path_factory.mktemp("my_tasks") / "tasks")
     args += ["--general-tasks", "local_mc", "--include-path", tasks]
     with pytest.MonkeyPatch.context() as env:
@@ -60,8 +69,7 @@ def report(tiny_llama, tmp_path_factory):
 def test_every_row_and_file_is_there(report):
     out, rows, _ = report
     assert list(rows) == REPORT_ROWS
-    assert [n for n, r in rows.items() if r["status"] != "ok"] == ["MEND"]
-    assert rows["MEND"]["status"].startswith("not run")
+    assert [n for n, r in rows.items() if r["status"] != "ok"] == []
     for name in (
         "report.md",
         "report.json",
@@ -74,7 +82,7 @@ def test_every_row_and_file_is_there(report):
         assert (out / name).stat().st_size > 0, name
     text = (out / "report.md").read_text()
     for name in REPORT_ROWS:
-        if name not in ("DAMA", "ROME", "R-ROME", "MEMIT"):  # these name their settings
+        if name not in ("DAMA", "ROME", "R-ROME", "MEMIT", "MEND"):  # these name their settings
             assert f"| {name} |" in text, name
     assert "Produced by lftf" in text and "Shortened run" in text
     assert "## Stereotype slopes" in text
@@ -167,7 +175,8 @@ def test_report_states_what_made_it(report, tiny_llama):
 
 def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report):
     out, rows, info = report
-    for name, editor in (("ROME", "rome"), ("R-ROME", "r-rome"), ("MEMIT", "memit")):
+    editors = (("ROME", "rome"), ("R-ROME", "r-rome"), ("MEMIT", "memit"), ("MEND", "mend"))
+    for name, editor in editors:
         row = info["rows"][name]
         edits = json.loads((out / "rows" / slug(name) / "edits.json").read_text())
         run = json.loads((out / "rows" / slug(name) / "lftf_run.json").read_text())["result"]
@@ -183,7 +192,8 @@ def test_editor_rows_state_their_edits_and_are_scored_from_their_adapter(report)
     assert (out / "edits.png").stat().st_size > 0 and "](edits.png)" in (
         out / "report.md"
     ).read_text()
-    assert "hypernetwork" in rows["MEND"]["status"]
+    mend = json.loads((out / "rows" / "mend" / "mend_training.json").read_text())
+    assert mend["curve"][-1]["step"] == 4 and info["rows"]["MEND"]["layers"] == [1, 2, 3]
 
 
 def test_a_users_own_task_runs_in_the_same_harness_call_for_every_row(report, tiny_llama):

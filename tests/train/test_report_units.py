@@ -48,9 +48,10 @@ def test_row_plan_matches_the_papers_comparisons():
     assert config["FPFT"].blocks == "all" and config["FPFT"].lr == 3e-4
     assert config["w/o ATT"].modules == ["mlp"] and config["w/o MLP"].modules == ["attn"]
     assert config["w/o he"].terms == ["she"] and config["w/o she"].terms == ["he"]
-    assert rows["Original"][0] is None and rows["MEND"][1].not_run.startswith("not run")
+    assert rows["Original"][0] is None and config["MEND"].editor == "mend"
     assert rows["PB"][0].name == "pb" and config["PB"].instruction == PB_INSTRUCTION
     assert config["MEMIT"].editor == "memit" and config["MEMIT"].edits == 6
+    assert config["MEND"].edits == 6 and config["MEND"].mend_steps == 1200  # its own default
     assert rows["DAMA"][0].name == "dama"
     dama = config["DAMA"]
     assert dama.ranks == [8] and dama.layers == "auto" and dama.seed == 42

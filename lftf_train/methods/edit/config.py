@@ -8,14 +8,16 @@ from typing import Any
 
 from lftf_train.config import ValueConfig, option, parse_layer_sets
 from lftf_train.methods.edit.editors import EDITORS, REFERENCE_DEPTH
+from lftf_train.methods.edit.mend.settings import MENDSettings
 
 COUNTER = "counter"
 
 
 @dataclass
-class EditConfig(ValueConfig):
+class EditConfig(ValueConfig, MENDSettings):
     """A knowledge editor applied to a sequence of the axis's train requests; defaults from
-    EasyEdit's Llama-3.2-3B hyperparameters (the paper's Table 3)."""
+    EasyEdit's Llama-3.2-3B hyperparameters (the paper's Table 3). The value fields are
+    ROME's, R-ROME's and MEMIT's; the mend_* fields MEND's."""
 
     editor: str = option(
         "rome",
@@ -25,9 +27,9 @@ class EditConfig(ValueConfig):
     )
     layers: Any = option(
         "auto",
-        "Blocks whose down-projection is edited: 'auto' (the reference's for Llama-3.2-3B "
-        "scaled to this depth: ROME block 5 of 28, MEMIT blocks 4-8), a range '4-8' or "
-        "indices '5'.",
+        "Blocks whose MLP is edited (ROME, R-ROME, MEMIT: its down-projection; MEND: all its "
+        "projections): 'auto' (the reference's for Llama-3.2-3B scaled to this depth: ROME "
+        "block 5 of 28, MEMIT blocks 4-8; MEND the top three), a range '4-8' or indices '5'.",
         group="editing",
     )
     edits: int | None = option(
@@ -73,12 +75,15 @@ class EditConfig(ValueConfig):
             self._positive("edits")
         if self.mom2_adjustment is None:
             self.mom2_adjustment = EDITORS[self.editor].mom2_adjustment
+        self.check_mend(self._fail)
         if EDITORS[self.editor].needs_moments and not self.mom2_adjustment:
             self._fail("mom2_adjustment", f"{self.editor}'s update needs the keys' second moment C")
 
     def blocks(self, n_blocks: int) -> list[int]:
         if self.layers == "auto":
             reference = EDITORS[self.editor].blocks
+            if reference[0] < 0:  # counted from the top
+                return [n_blocks + b for b in reference if n_blocks + b >= 0]
             first = round(reference[0] * n_blocks / REFERENCE_DEPTH)
             top = n_blocks - 2  # a value at a block's output needs a block above it
             return sorted({min(first + i, top) for i in range(len(reference))})

@@ -1,7 +1,9 @@
 """The knowledge editors, one table: what each edit function is, and the reference
 configuration the paper's Table 3 ran (EasyEdit's hparams for Llama-3.2-3B, 28 blocks):
-edited blocks (scaled to the model's depth), the second-moment adjustment, and the context
-prefixes (length in tokens, how many). An editor is one more line here."""
+edited blocks (scaled to the model's depth; negative: counted from the top), the
+second-moment adjustment, and the context prefixes (length in tokens, how many); what an
+editor prepares once before its edits (the second moment, MEND's trained network) and which
+modules it rewrites. An editor is one more line here."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lftf_train.editing import mlp_out_name
 from lftf_train.methods.edit import memit, rome
+from lftf_train.methods.edit.mend import run as mend
 
 REFERENCE_DEPTH = 28
 
@@ -24,6 +28,12 @@ class Editor:
     mom2_adjustment: bool
     context: tuple[tuple[int, int], ...]
     needs_moments: bool = False
+    # (model, tokenizer, config, blocks, corpus_fn, requests_fn, log, show_progress) -> what
+    # edit takes
+    # last; None: the keys' second moments (or None without mom2_adjustment)
+    prepare: Callable | None = None
+    # (model, blocks) -> names of the modules it rewrites (the adapter's modules)
+    modules: Callable = lambda model, blocks: [mlp_out_name(model, b) for b in blocks]
 
 
 EDITORS = {
@@ -38,5 +48,15 @@ EDITORS = {
     ),
     "memit": Editor(
         memit.edit, "MEMIT (Meng et al. 2023)", "MEMIT", (4, 5, 6, 7, 8), True, ((10, 5),), True
+    ),
+    "mend": Editor(
+        mend.edit,
+        "MEND (Mitchell et al. 2022): an editor network trained on the train requests",
+        "MEND",
+        (-3, -2, -1),
+        False,
+        (),
+        prepare=mend.prepare,
+        modules=mend.edited_modules,
     ),
 }

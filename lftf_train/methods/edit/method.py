@@ -1,11 +1,11 @@
 """The knowledge editors' ``apply``: the chosen editor over a sequence of requests; the
-edited down-projections become a PEFT adapter, every edit goes to ``edits.json``."""
+matrices it edited become a PEFT adapter, every edit goes to ``edits.json``."""
 
 from __future__ import annotations
 
 from lftf_tasks.outputs import write_json
 from lftf_train.adapters import wrap_edited
-from lftf_train.editing import corpus, mlp_out_name, read_corpus
+from lftf_train.editing import corpus, read_corpus
 from lftf_train.methods.edit import sequence
 from lftf_train.methods.edit.config import EditConfig
 from lftf_train.methods.edit.editors import EDITORS
@@ -25,9 +25,14 @@ def apply(model, tokenizer, config: EditConfig, context: Context) -> Adapted:
         model, tokenizer, config, texts, log=context.log, show_progress=context.show_progress
     )
     edits = {"edits": result.pop("edits"), "contexts": result.pop("contexts")}
-    names = [mlp_out_name(model, block) for block in result["blocks"]]
+    editor, prepared = EDITORS[config.editor], result.pop("prepared")
+    names = editor.modules(model, result["blocks"])
     summary, blocks = result["summary"], span(result["blocks"])
-    label = EDITORS[config.editor].label
+    label = editor.label
+    artifacts = {"edits.json": lambda folder, _: write_json(folder / "edits.json", edits)}
+    if prepared is not None:  # an editor trained for this model (MEND)
+        result["training"] = prepared.record
+        artifacts.update(prepared.artifacts)
     return Adapted(
         model=wrap_edited(model, names),
         details={
@@ -47,5 +52,5 @@ def apply(model, tokenizer, config: EditConfig, context: Context) -> Adapted:
             "edits": summary["edits"],
             "efficacy": summary["success_rate"],
         },
-        artifacts={"edits.json": lambda folder, _: write_json(folder / "edits.json", edits)},
+        artifacts=artifacts,
     )

@@ -59,9 +59,15 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
     todo = chosen_requests(config, model, tokenizer)
     start = time.perf_counter()
     templates = context_templates(model, tokenizer, config.context, config.seed)
-    moments = (
-        second_moments(model, tokenizer, corpus_fn(), blocks) if config.mom2_adjustment else None
-    )
+    if editor.prepare is not None:
+        chosen = lambda c: chosen_requests(c, model, tokenizer)  # noqa: E731
+        prepared = editor.prepare(
+            model, tokenizer, config, blocks, corpus_fn, chosen, log, show_progress
+        )
+    elif config.mom2_adjustment:
+        prepared = second_moments(model, tokenizer, corpus_fn(), blocks)
+    else:
+        prepared = None
     setup = round(time.perf_counter() - start, 1)
     log(f"{config.editor}: {len(todo)} edits at blocks {blocks}, {len(templates)} contexts")
     records = []
@@ -72,7 +78,7 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
             before = group_probs(model, tokenizer, [r.prompt], group_ids)[0]
             t0 = time.perf_counter()
             target_id = group_ids[t][0]  # the group's first word
-            done = editor.edit(model, tokenizer, r, target_id, blocks, templates, config, moments)
+            done = editor.edit(model, tokenizer, r, target_id, blocks, templates, config, prepared)
             after = group_probs(model, tokenizer, [r.prompt], group_ids)[0]
             records.append(
                 {
@@ -96,6 +102,7 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
         "contexts": templates,
         "summary": summary(records, axis.labels),
         "timings_s": {"setup": setup, "edits": round(time.perf_counter() - start - setup, 1)},
+        "prepared": prepared if editor.prepare is not None else None,
     }
 
 
