@@ -205,7 +205,7 @@ def test_on_smollm2_a_trained_editor_makes_held_out_targets_likelier(smollm2):
     blocks = config.blocks(30)
     from lftf_train.editing import corpus
 
-    texts = lambda: corpus(model, tok, "smollm2-135m", config.seed, 4000)  # noqa: E731
+    texts = lambda: corpus(model, tok, "smollm2-135m", config.seed, 1000)  # noqa: E731
     chosen = lambda c: sequence.chosen_requests(c, model, tok)  # noqa: E731
     prepared = mend.prepare(model, tok, config, blocks, texts, chosen, show_progress=False)
     chosen = sequence.chosen_requests(EditConfig(editor="mend"), model, tok)

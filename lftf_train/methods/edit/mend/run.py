@@ -39,6 +39,7 @@ def prepare(
     names = edited_modules(model, blocks)
     width = sum(weight_shape(model.get_submodule(names[0])))
     rank = config.mend_rank or default_rank(width)
+    torch.manual_seed(config.seed)
     editor = MENDEditor.for_model(model, names, rank, config.mend_alpha)
     settings = {
         **config.training_settings(),
@@ -53,8 +54,6 @@ def prepare(
         record = store.load_editor(folder, editor)
         log(f"MEND: editor loaded from {folder} (trained {record['curve'][-1]['step']} edits)")
     else:
-        torch.manual_seed(config.seed)
-        editor = MENDEditor.for_model(model, names, rank, config.mend_alpha)
         every = requests_fn(dataclasses.replace(config, edits=None))
         data = training_data(model, tokenizer, config, blocks[0], every, corpus_fn())
         log(
@@ -86,6 +85,11 @@ def training_data(model, tokenizer, config, start: int, chosen: list[dict], text
     for c, state in zip(chosen, states):
         g = axis.labels.index(c["target"])
         examples.append(Example(state, group_ids[g][0], group_ids, g))
+    if config.mend_val_requests >= len(examples):
+        raise ValueError(
+            f"EditConfig.mend_val_requests: {config.mend_val_requests} held out of "
+            f"{len(examples)} train requests leaves none to train on; hold out fewer"
+        )
     held = set(random.Random(config.seed).sample(range(len(examples)), config.mend_val_requests))
     windows = cached_states(model, tokenizer, text_windows(tokenizer, texts, config), start)
     cut = max(1, len(windows) // 10)

@@ -31,7 +31,7 @@ def content_hash(model) -> str:
 
 def cache_key(model_hash: str, settings: dict) -> str:
     text = json.dumps({"model": model_hash, **settings}, sort_keys=True, default=str)
-    return hashlib.sha256(f"mend-v1|{text}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"mend-v2|{text}".encode()).hexdigest()[:16]
 
 
 def cache_folder(key: str) -> Path:
