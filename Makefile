@@ -30,7 +30,7 @@ demo: install
 
 # The second real model, Gemma-3-270M: the original, LFTF with
 # the settings `lftf-train sweep --model gemma3-270m --epochs 7` chose on Gemma's own dev
-# split, DAMA (rank chosen on dev) and MEMIT (6 edits), through lm-eval (over an hour on 2 CPU cores).
+# split, DAMA (rank chosen on dev) and MEMIT (6 edits), through lm-eval (51 min on 2 CPU cores).
 gemma: install
 	$(BIN)/lftf-train report --model gemma3-270m --rows "LFTF (dev-tuned),DAMA,MEMIT" \
 	  --tuned-lr 1e-4 --tuned-epochs 7 --dama-ranks 8,16,32 --seeds 1 \
