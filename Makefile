@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 # The main job: the paper's comparisons on the embedded SmolLM2-135M-Instruct (original,
 # LFTF, FPFT, PB, DAMA, ROME, R-ROME, MEMIT, MEND, ablations), each also on WinoBias and Winogender,
-# through lm-eval: report.md, results.csv, figures (22 min on 2 idle CPU cores).
+# through lm-eval: report.md, results.csv, figures (22 min on 2 idle CPU cores before the MEND row, which adds ~7 min).
 demo: install
 	$(BIN)/lftf-train report --output-dir $(OUT)/report --overwrite
 
