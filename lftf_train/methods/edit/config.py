@@ -14,7 +14,7 @@ COUNTER = "counter"
 
 
 @dataclass
-class EditConfig(ValueConfig, MENDSettings):
+class EditConfig(MENDSettings, ValueConfig):
     """A knowledge editor applied to a sequence of the axis's train requests; defaults from
     EasyEdit's Llama-3.2-3B hyperparameters (the paper's Table 3). The value fields are
     ROME's, R-ROME's and MEMIT's; the mend_* fields MEND's."""
