@@ -136,6 +136,7 @@ def test_one_training_step_lowers_the_post_edit_nll(tiny_llama):
     assert sum(then) < sum(first)
 
 
+@pytest.mark.slow  # trains an editor / starts lm-eval's HFLM
 def test_training_is_cached_and_the_saved_editor_reloads_to_identical_edits(tiny_llama):
     path, model, tok = tiny_llama
     config = EditConfig(
@@ -161,6 +162,7 @@ def test_training_is_cached_and_the_saved_editor_reloads_to_identical_edits(tiny
     assert sum(line.startswith("MEND: training") for line in lines) == 2
 
 
+@pytest.mark.slow  # trains an editor / starts lm-eval's HFLM
 def test_cli_edits_with_mend_and_lm_eval_s_adapter_is_the_edited_model(tiny_llama, tmp_path):
     from lm_eval.models.huggingface import HFLM
 
