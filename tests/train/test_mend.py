@@ -153,9 +153,9 @@ def test_training_is_cached_and_the_saved_editor_reloads_to_identical_edits(tiny
         model, tok, config, [2, 3], corpus, chosen, log=lines.append, show_progress=False
     )
     assert lines[-1].startswith("MEND: editor loaded")
-    factors = edit_factors(model, first.editor.names, encode(tok, PROMPTS[:1]), 5)
+    factors = edit_factors(model, first.state.names, encode(tok, PROMPTS[:1]), 5)
     with torch.no_grad():
-        a, b = first.editor.updates(factors), again.editor.updates(factors)
+        a, b = first.state.updates(factors), again.state.updates(factors)
     assert all(torch.equal(a[n], b[n]) for n in a)
     other = EditConfig(**{**config.to_dict(), "mend_lr": 1e-3})  # another setting: retrained
     mend.prepare(model, tok, other, [2, 3], corpus, chosen, log=lines.append, show_progress=False)
@@ -218,7 +218,7 @@ def test_on_smollm2_a_trained_editor_makes_held_out_targets_likelier(smollm2):
     for item in held:
         edited, r, t = copy.deepcopy(model), item["request"], labels.index(item["target"])
         before = sequence.group_probs(edited, tok, [r.prompt], ids)[0, t]
-        mend.edit(edited, tok, r, ids[t][0], blocks, ["{}"], config, prepared)
+        mend.edit(edited, tok, r, ids[t][0], blocks, ["{}"], config, prepared.state)
         after = sequence.group_probs(edited, tok, [r.prompt], ids)[0, t]
         likelier += int(after > before)
     assert likelier / len(held) >= 0.8, (likelier, len(held))

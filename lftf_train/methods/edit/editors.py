@@ -20,7 +20,8 @@ REFERENCE_DEPTH = 28
 
 @dataclass(frozen=True)
 class Editor:
-    # (model, tokenizer, request, target id, blocks, templates, config, moments) -> record
+    # (model, tokenizer, request, target id, blocks, templates, config, prepared state)
+    # -> what the edit did
     edit: Callable
     title: str
     label: str  # the report's row
@@ -28,10 +29,9 @@ class Editor:
     mom2_adjustment: bool
     context: tuple[tuple[int, int], ...]
     needs_moments: bool = False
-    # (model, tokenizer, config, blocks, corpus_fn, requests_fn, log, show_progress) -> what
-    # edit takes
-    # last; None: the keys' second moments (or None without mom2_adjustment)
-    prepare: Callable | None = None
+    # (model, tokenizer, config, blocks, corpus_fn, requests_fn, log, show_progress) ->
+    # Prepared, whose state every edit takes last
+    prepare: Callable = rome.prepare
     # (model, blocks) -> names of the modules it rewrites (the adapter's modules)
     modules: Callable = lambda model, blocks: [mlp_out_name(model, b) for b in blocks]
 

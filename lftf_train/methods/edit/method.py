@@ -30,9 +30,9 @@ def apply(model, tokenizer, config: EditConfig, context: Context) -> Adapted:
     summary, blocks = result["summary"], span(result["blocks"])
     label = editor.label
     artifacts = {"edits.json": lambda folder, _: write_json(folder / "edits.json", edits)}
-    if prepared is not None:  # an editor trained for this model (MEND)
+    if prepared.record is not None:  # an editor trained for this model (MEND)
         result["training"] = prepared.record
-        artifacts.update(prepared.artifacts)
+    artifacts.update(prepared.artifacts)
     return Adapted(
         model=wrap_edited(model, names),
         details={

@@ -20,9 +20,19 @@ from lftf_train.editing import (
     mlp_out,
     mlp_out_weight,
     prompt_batches,
+    second_moments,
     subject_offsets,
 )
+from lftf_train.methods.edit.prepared import Prepared
 from lftf_train.methods.edit.values import optimise_value
+
+
+def prepare(model, tokenizer, config, blocks, corpus_fn, requests_fn, log, show_progress):
+    """ROME's and MEMIT's preparation: with ``mom2_adjustment``, the second moment C of
+    each edited block's keys over the sampled corpus ({block: C}); else nothing."""
+    if not config.mom2_adjustment:
+        return Prepared()
+    return Prepared(second_moments(model, tokenizer, corpus_fn(), blocks))
 
 
 def rank_one_update(weight, key, value, left) -> torch.Tensor:

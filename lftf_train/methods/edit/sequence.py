@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lftf_train.blocks import num_blocks
-from lftf_train.editing import context_templates, frozen, requests, second_moments
+from lftf_train.editing import context_templates, frozen, requests
 from lftf_train.methods.edit.config import COUNTER, EditConfig
 from lftf_train.methods.edit.editors import EDITORS
 from lftf_train.scoring import encode, target_token_ids
@@ -59,15 +59,13 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
     todo = chosen_requests(config, model, tokenizer)
     start = time.perf_counter()
     templates = context_templates(model, tokenizer, config.context, config.seed)
-    if editor.prepare is not None:
-        chosen = lambda c: chosen_requests(c, model, tokenizer)  # noqa: E731
-        prepared = editor.prepare(
-            model, tokenizer, config, blocks, corpus_fn, chosen, log, show_progress
-        )
-    elif config.mom2_adjustment:
-        prepared = second_moments(model, tokenizer, corpus_fn(), blocks)
-    else:
-        prepared = None
+
+    def chosen(c: EditConfig) -> list[dict]:  # the requests another config would choose
+        return todo if c == config else chosen_requests(c, model, tokenizer)
+
+    prepared = editor.prepare(
+        model, tokenizer, config, blocks, corpus_fn, chosen, log, show_progress
+    )
     setup = round(time.perf_counter() - start, 1)
     log(f"{config.editor}: {len(todo)} edits at blocks {blocks}, {len(templates)} contexts")
     records = []
@@ -78,7 +76,9 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
             before = group_probs(model, tokenizer, [r.prompt], group_ids)[0]
             t0 = time.perf_counter()
             target_id = group_ids[t][0]  # the group's first word
-            done = editor.edit(model, tokenizer, r, target_id, blocks, templates, config, prepared)
+            done = editor.edit(
+                model, tokenizer, r, target_id, blocks, templates, config, prepared.state
+            )
             after = group_probs(model, tokenizer, [r.prompt], group_ids)[0]
             records.append(
                 {
@@ -102,7 +102,7 @@ def run_edits(model, tokenizer, config: EditConfig, corpus_fn, log=print, show_p
         "contexts": templates,
         "summary": summary(records, axis.labels),
         "timings_s": {"setup": setup, "edits": round(time.perf_counter() - start - setup, 1)},
-        "prepared": prepared if editor.prepare is not None else None,
+        "prepared": prepared,
     }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
 
 import torch
 
@@ -17,25 +16,18 @@ from lftf_train.methods.edit.mend.editor import MENDEditor, apply_updates, edit_
 from lftf_train.methods.edit.mend.factors import edited_modules, weight_shape
 from lftf_train.methods.edit.mend.settings import default_rank
 from lftf_train.methods.edit.mend.train import Example, cached_states, train_editor
+from lftf_train.methods.edit.prepared import Prepared
 from lftf_train.records import footer
 from lftf_train.scoring import encode, target_token_ids
-
-
-@dataclass
-class Prepared:
-    """A trained editor, its training record, and the files it adds to an output folder."""
-
-    editor: MENDEditor
-    record: dict
-    artifacts: dict = field(default_factory=dict)
 
 
 def prepare(
     model, tokenizer, config, blocks, corpus_fn, requests_fn, log=print, show_progress=True
 ):
-    """The trained editor for ``model`` and ``config``: from the lftf cache, or trained now
-    (and cached). ``requests_fn(config)``: the requests with their targets, as the sequence
-    of edits chooses them; ``corpus_fn()``: the model-sampled text for the locality loss."""
+    """The trained editor for ``model`` and ``config`` (``Prepared.state``): from the lftf
+    cache, or trained now (and cached). ``requests_fn(config)``: the requests with their
+    targets, as the sequence of edits chooses them; ``corpus_fn()``: the model-sampled text
+    for the locality loss."""
     names = edited_modules(model, blocks)
     width = sum(weight_shape(model.get_submodule(names[0])))
     rank = config.mend_rank or default_rank(width)
@@ -118,12 +110,13 @@ def text_windows(tokenizer, texts: list[str], config, limit: int = 1024) -> list
     return out
 
 
-def edit(model, tokenizer, request, target: int, blocks, templates, config, prepared: Prepared):
-    """One MEND edit of ``request`` towards ``target``, applied in place; what it did."""
+def edit(model, tokenizer, request, target: int, blocks, templates, config, editor: MENDEditor):
+    """One MEND edit of ``request`` towards ``target`` by the trained ``editor``, applied in
+    place; what it did."""
     batch = encode(tokenizer, [request.prompt], next(model.parameters()).device)
-    factors = edit_factors(model, prepared.editor.names, batch, target)
+    factors = edit_factors(model, editor.names, batch, target)
     with torch.no_grad():
-        updates = prepared.editor.updates(factors)
+        updates = editor.updates(factors)
     apply_updates(model, updates)
     norm = sum(u.norm().item() ** 2 for u in updates.values()) ** 0.5
     return {"blocks": list(blocks), "update_norm": norm}

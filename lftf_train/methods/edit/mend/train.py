@@ -114,14 +114,14 @@ def group_p(logits: torch.Tensor, group_ids) -> list[float]:
 
 
 @torch.no_grad()
-def validate(replay, editor, examples, windows, weights) -> dict:
+def validate(replay, editor, examples, windows, weights, before) -> dict:
     """Each held-out request edited alone from the unedited model: NLL after, P(target)
     before and after, how often the edit made the target likelier and the likeliest group,
-    and the locality KL on held-out windows."""
+    and the locality KL on held-out windows. ``before``: each example's group
+    probabilities on the unedited model (``unedited_probs``)."""
     editor.eval()
     rows = []
-    for i, ex in enumerate(examples):
-        before = group_p(replay.last_logits([ex.state]), ex.group_ids)
+    for i, (ex, p_before) in enumerate(zip(examples, before)):
         updates = edit_updates(replay, editor, ex)
         logits = replay.last_logits([ex.state], updates)
         after = group_p(logits, ex.group_ids)
@@ -130,9 +130,9 @@ def validate(replay, editor, examples, windows, weights) -> dict:
             {
                 "nll": target_nll(logits, ex.target).item(),
                 "kl": locality_kl(replay, window, updates).item(),
-                "p_before": before[ex.target_group],
+                "p_before": p_before[ex.target_group],
                 "p_after": after[ex.target_group],
-                "likelier": after[ex.target_group] > before[ex.target_group],
+                "likelier": after[ex.target_group] > p_before[ex.target_group],
                 "likeliest": max(range(len(after)), key=after.__getitem__) == ex.target_group,
             }
         )
@@ -141,6 +141,11 @@ def validate(replay, editor, examples, windows, weights) -> dict:
     out = {k: mean(k) for k in ("nll", "kl", "p_before", "p_after", "likelier", "likeliest")}
     out["loss"] = weights["edit"] * out["nll"] + weights["loc"] * out["kl"]
     return out
+
+
+@torch.no_grad()
+def unedited_probs(replay, examples) -> list[list[float]]:
+    return [group_p(replay.last_logits([ex.state]), ex.group_ids) for ex in examples]
 
 
 def cached_states(model, tokenizer, texts: list[str], block: int) -> list[torch.Tensor]:
@@ -154,6 +159,7 @@ class _Validation:
         self.replay, self.editor, self.data, self.weights = replay, editor, data, weights
         self.config, self.log, self.curve = config, log, Curve()
         self.best_state, self.stale, self.start = None, 0, time.perf_counter()
+        self.before = unedited_probs(replay, data["val"])  # the same at every validation
 
     def __call__(self, step: int, running: list[dict]) -> bool:
         """Validate after ``step`` training edits (``running``: their loss terms); False
@@ -165,7 +171,12 @@ class _Validation:
             "train_nll": mean("nll"),
             "train_kl": mean("kl"),
             "val": validate(
-                self.replay, self.editor, self.data["val"], self.data["val_windows"], self.weights
+                self.replay,
+                self.editor,
+                self.data["val"],
+                self.data["val_windows"],
+                self.weights,
+                self.before,
             ),
         }
         self.curve.points.append(point)
