@@ -16,6 +16,7 @@ LAYERS = [
     {"prefix", "locating", "adapters", "export", "capability", "evaluate", "records"},
     {"logits", "editing", "methods.lftf.config", "methods.pb.config", "methods.dama.config"},
     {"methods.edit.mend.settings", "methods.edit.mend.network", "methods.edit.mend.store"},
+    {"methods.edit.prepared"},
     {"methods.lftf.loss", "methods.edit.mend.factors"},
     {"methods.lftf.model", "methods.lftf.train", "methods.edit.values", "methods.dama.dama"},
     {"methods.edit.mend.editor"},
