@@ -45,6 +45,11 @@ def test_the_projection_is_symmetric_idempotent_of_rank_d_minus_k_and_kills_q():
     assert torch.allclose(p @ q, torch.zeros_like(q), atol=1e-10)
 
 
+def test_a_rank_beyond_the_values_dimensions_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"DAMAConfig.ranks: rank 13 .*at most 12"):
+        _basis(d=12, k=13)
+
+
 def test_projected_outputs_have_no_component_along_q():
     q = _basis().float()
     weight = torch.randn(12, 30)

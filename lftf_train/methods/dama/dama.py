@@ -57,6 +57,12 @@ def pls_directions(x: torch.Tensor, y: torch.Tensor, rank: int) -> torch.Tensor:
     scipy.linalg.orth. rank 0 gives an empty basis."""
     if rank == 0:
         return x.new_zeros(x.shape[1], 0)
+    if rank > min(x.shape):
+        raise ValueError(
+            f"DAMAConfig.ranks: rank {rank} exceeds what PLS can find from {x.shape[0]} value "
+            f"rows in {x.shape[1]} dimensions (at most {min(x.shape)}); choose lower ranks "
+            "(--ranks) or use more requests (--requests)"
+        )
     pls = PLSRegression(n_components=rank, scale=False, tol=1e-4, max_iter=500)
     pls.fit(x.double().numpy(), y.double().numpy())
     weights = pls.x_weights_[:, :rank]

@@ -66,7 +66,9 @@ def edit_factors(model, names: list[str], batch: dict, target: int) -> dict:
 
 @torch.no_grad()
 def apply_updates(model, updates: dict[str, torch.Tensor]) -> None:
-    """W += dW for every named matrix, in the model's own orientation and dtype."""
+    """W += dW for every named matrix, in the model's own orientation and dtype (the sum
+    is rounded once, as training's functional edit rounds it)."""
     for name, update in updates.items():
-        module = model.get_submodule(name)
-        module.weight += as_stored(module, update.detach()).to(module.weight)
+        weight = model.get_submodule(name).weight
+        dw = as_stored(model.get_submodule(name), update.detach()).to(weight.device)
+        weight.copy_((weight + dw).to(weight.dtype))

@@ -67,14 +67,16 @@ class Replay:
             if not updates:
                 out = self.parent(**batch, use_cache=False)
             else:
-                weights = {
-                    self.relative[n]: self.modules[n].weight + as_stored(self.modules[n], dw)
-                    for n, dw in updates.items()
-                }
+                weights = {self.relative[n]: self._edited(n, dw) for n, dw in updates.items()}
                 out = torch.func.functional_call(
                     self.parent, weights, args=(), kwargs={**batch, "use_cache": False}
                 )
         return out.last_hidden_state, batch["attention_mask"].bool()
+
+    def _edited(self, name: str, dw: torch.Tensor) -> torch.Tensor:
+        """W + dW in W's dtype, as ``apply_updates`` leaves it (a 16-bit model stays 16-bit)."""
+        weight = self.modules[name].weight
+        return (weight + as_stored(self.modules[name], dw)).to(weight.dtype)
 
     def last_logits(self, states, updates=None) -> torch.Tensor:
         hidden, _ = self.hidden(states, updates)
