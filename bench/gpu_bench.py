@@ -96,6 +96,13 @@ def build_model(shape: str, dtype: torch.dtype, device: str):
     return model.eval()
 
 
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shape, --tokenizer, --out: what every GPU bench script takes."""
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-7b")
+    parser.add_argument("--tokenizer", required=True, help="folder with a tokenizer")
+    parser.add_argument("--out", type=Path, help="write the results here as JSON")
+
+
 def train_once(base, tok, config, blocks, naive=False):
     gc.collect()
     if torch.cuda.is_available():
@@ -123,9 +130,7 @@ def train_once(base, tok, config, blocks, naive=False):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-7b")
-    parser.add_argument("--tokenizer", required=True, help="folder with a tokenizer")
-    parser.add_argument("--out", type=Path, help="write the results here as JSON")
+    add_shape_arguments(parser)
     parser.add_argument("--skip-lm-eval", action="store_true")
     args = parser.parse_args()
     from transformers import AutoTokenizer

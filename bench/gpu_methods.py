@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_bench import SHAPES, build_model, sync  # noqa: E402
+from gpu_bench import add_shape_arguments, build_model, sync  # noqa: E402
 
 from lftf_tasks.outputs import versions  # noqa: E402
 from lftf_train import debias  # noqa: E402
@@ -101,9 +101,7 @@ def run_method(base, tokenizer, name: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-7b")
-    parser.add_argument("--tokenizer", required=True, help="folder with a tokenizer")
-    parser.add_argument("--out", type=Path, help="write the results here as JSON")
+    add_shape_arguments(parser)
     parser.add_argument(
         "--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}"
     )
