@@ -202,6 +202,13 @@ def second_moments(model, tokenizer, texts: list[str], layers: list[int], max_to
     finally:
         for handle in handles:
             handle.remove()
+    dim = next(iter(totals.values())).shape[0]
+    if count < dim:  # C would be singular and every solve against it arbitrary
+        raise ValueError(
+            f"the keys' second moment C needs at least as many corpus tokens as the keys have "
+            f"dimensions ({dim}) to be invertible; the corpus gave {count}: raise cov_tokens "
+            "(--cov-tokens) or give a longer cov_text"
+        )
     return {layer: total / count for layer, total in totals.items()}
 
 

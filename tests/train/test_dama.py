@@ -318,7 +318,9 @@ def test_the_second_moment_is_k_transpose_k_over_n(tiny_llama):
     from lftf_train.editing import inputs_at, second_moment
 
     _, model, tok = tiny_llama
-    texts = ["The nurse smiled because she was happy.", "The pilot went to bed because he"]
+    texts = ["The nurse smiled because she was happy.", "The pilot went to bed because he"] * 6
+    with pytest.raises(ValueError, match=r"at least as many corpus tokens .* \(64\)"):
+        second_moment(model, tok, texts[:2], layer=2, max_tokens=4)  # 15 tokens, 64 dims
     c = second_moment(model, tok, texts, layer=2, max_tokens=4)
     keys = []
     for text in texts:

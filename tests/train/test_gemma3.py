@@ -140,7 +140,7 @@ def test_memit_on_gemma3_makes_every_target_likelier_and_loads_with_peft(
         model="gemma3-270m",
         editor="memit",
         edits=2,
-        cov_tokens=1000,
+        cov_tokens=4000,  # C of the 2,048-dimensional keys must be invertible
         context_prefixes=False,
     )
     result, folder = _debiased(gemma3_path, gemma3, config, tmp_path_factory)
