@@ -10,6 +10,7 @@ import contextvars
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -62,10 +63,53 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out_dir} exists and is not a directory")
 
 
+# A temporary beside its target: ".NAME.tmp-PID-RANDOM" (or ".old-"), PID the writer's.
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[^/]+$")
+
+
+def temporary_prefix(name: str, kind: str = "tmp") -> str:
+    """The hidden name's start for a temporary of ``name`` that this process writes."""
+    return f".{name}.{kind}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent: Path) -> list[Path]:
+    """Remove the temporaries under ``parent`` whose writer is gone (a run killed with -9
+    while writing leaves its ``.NAME.tmp-PID-*``); the list of what was removed.
+
+    Only a temporary whose pid no longer runs on this machine is provably stale: one whose
+    process lives may still be written, so it stays."""
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMPORARY.match(entry.name)
+        if match is None or int(match["pid"]) == os.getpid() or _alive(int(match["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextmanager
 def atomic_output_dir(out_dir: Path, overwrite: bool = False):
     """Yield a hidden temporary folder beside ``out_dir``; it becomes ``out_dir`` only if the
-    block finishes. On an error or Ctrl-C nothing is left behind and an old output stays.
+    block finishes. On an error or Ctrl-C nothing is left behind and an old output stays;
+    what a killed run (-9) left is removed by the next run into the same parent.
 
     Without ``overwrite``, a folder that another process created meanwhile is kept and
     FileExistsError is raised at the end.
@@ -73,7 +117,8 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False):
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    remove_stale_temporaries(out_dir.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out_dir.name), dir=out_dir.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output is an ordinary folder
@@ -81,7 +126,9 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False):
         yield tmp
         if out_dir.exists():
             check_output_dir(out_dir, overwrite)
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=temporary_prefix(out_dir.name, "old"), dir=out_dir.parent)
+            )
             out_dir.rename(old / "x")
             tmp.rename(out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -37,3 +37,44 @@ def test_provenance_names_versions_date_and_command():
     assert info["seed"] == 3 and info["produced_by"].startswith("lftf ")
     assert {"torch", "transformers", "peft", "lm_eval", "python"} <= set(info["versions"])
     assert info["date"].endswith("+00:00")
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from lftf_tasks.outputs import atomic_output_dir
+with atomic_output_dir(Path(sys.argv[1])) as tmp:
+    (tmp / "weights.bin").write_bytes(b"x" * 100_000)
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def _writer(out):
+    """A process in the middle of writing ``out``: (process, its hidden temporary)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "writing"
+    (tmp,) = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tmp-")]
+    return proc, tmp
+
+
+def test_a_later_run_removes_what_a_killed_run_left_and_keeps_a_live_ones(tmp_path):
+    killed, left = _writer(tmp_path / "finetune")
+    killed.kill()  # SIGKILL: no cleanup runs
+    killed.wait()
+    assert (left / "weights.bin").exists() and not (tmp_path / "finetune").exists()
+    live, writing = _writer(tmp_path / "other")
+    try:
+        with atomic_output_dir(tmp_path / "finetune") as tmp:
+            (tmp / "done").write_text("1")
+        assert not left.exists()  # its pid is gone: provably stale
+        assert writing.exists()  # its writer still runs
+    finally:
+        live.kill()
+        live.wait()
+    assert (tmp_path / "finetune" / "done").exists()
