@@ -7,6 +7,14 @@ BIN    := $(VENV)/bin
 TORCH       ?= torch==2.13.0
 TORCH_FLAGS ?=
 OUT    ?= outputs
+# Published data (WinoBias, Winogender, Bolukbasi's professions) is fetched on first use,
+# pinned by sha256; a folder of copies laid out as lftf_tasks.reference names them serves
+# it offline. Beside this checkout (../shared/reference) it is used unless you set one.
+ifeq ($(origin LFTF_REFERENCE_DIR),undefined)
+ifneq ($(wildcard ../shared/reference/bolukbasi2016_professions.json),)
+export LFTF_REFERENCE_DIR := $(abspath ../shared/reference)
+endif
+endif
 
 .PHONY: install demo gemma lftf religion transfer editors eval bench test test-fast lint format data clean
 
@@ -82,6 +90,7 @@ format: install
 	$(BIN)/ruff format lftf_tasks lftf_train tests bench examples
 	$(BIN)/ruff check --fix lftf_tasks lftf_train tests bench examples
 
+# Rewrite the generated task folders and the recorded sha256 of the data build.
 data: install
 	$(BIN)/python -m lftf_tasks.build
 

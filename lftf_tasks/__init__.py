@@ -13,10 +13,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lftf_tasks.paths import DATA_DIR, TASKS_DIR
+from lftf_tasks.paths import TASKS_DIR
 
 __version__ = "0.1.0"
-__all__ = ["DATA_DIR", "TASKS_DIR", "TASK_NAMES", "include_path", "include_paths", "task_manager"]
+__all__ = ["TASKS_DIR", "TASK_NAMES", "data_dir", "include_path", "include_paths", "task_manager"]
+
+
+def data_dir() -> Path:
+    """The folder of built data the tasks read (prompts, WinoBias pairs, Winogender prompts,
+    data cards), built in the lftf cache on first use from the verified published files."""
+    from lftf_tasks.build import data_dir as built
+
+    return built()
 
 
 def _task_names() -> tuple[str, ...]:

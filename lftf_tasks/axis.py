@@ -27,8 +27,8 @@ from pathlib import Path
 import yaml
 
 from lftf_tasks import metrics
-from lftf_tasks.paths import AXES_DIR, DATA_DIR
-from lftf_tasks.winogender import load_bls
+from lftf_tasks.paths import AXES_DIR
+from lftf_tasks.professions import load_professions, profession_names
 
 BUILTIN_AXES = ("gender", "religion")
 SPLITS = ("train", "dev", "test")
@@ -60,11 +60,13 @@ class Axis:
     bias_task: str
     hint_task: str
     subject_field: str
-    subjects: tuple[str, ...]
+    # the spec's subjects; None: the 262 professions, read from a published file on first
+    # use of ``subjects`` (so that naming an axis, its tasks or its settings fetches nothing)
+    subject_list: tuple[str, ...] | None
     seed: int
     groups: tuple[Group, ...]
     templates: dict  # scale -> [template with {subject}]
-    split_sizes: dict  # scale -> (train, dev, test)
+    split_spec: dict  # the spec's split_sizes or split_fractions (see ``split_sizes``)
     hint_templates: dict  # "test"/"dev" -> [template with {subject} and {hint}]
     metrics: dict  # bias/hint/mass/relative -> metric name
     source: str
@@ -72,6 +74,25 @@ class Axis:
     labour: bool = False  # records carry the subjects' BLS % female (lftf_tasks.labour)
     version: float = 1.0  # the task folder's metadata version (bump when scores change)
     paper: dict = field(default_factory=dict)  # name, title, url, citation (for READMEs)
+
+    @property
+    def uses_professions(self) -> bool:
+        return self.subject_list is None
+
+    @functools.cached_property
+    def subjects(self) -> tuple[str, ...]:
+        if self.subject_list is not None:
+            return self.subject_list
+        return tuple(profession_names(load_professions()))
+
+    @functools.cached_property
+    def split_sizes(self) -> dict:
+        """scale -> (train, dev, test) counts."""
+        return _split_sizes(self.split_spec, self.templates, len(self.subjects), self.source)
+
+    def split_size(self, split: str) -> int:
+        """How many bias prompts ``split`` holds, over every scale."""
+        return sum(sizes[SPLITS.index(split)] for sizes in self.split_sizes.values())
 
     @property
     def labels(self) -> list[str]:
@@ -116,15 +137,6 @@ def _load_axis(spec: str) -> Axis:
     return parse_axis(raw, source=str(path))
 
 
-def load_professions(data_dir: Path = DATA_DIR) -> dict:
-    return json.loads((data_dir / "professions.json").read_text(encoding="utf-8"))
-
-
-def profession_names(professions: dict) -> list[str]:
-    """The 262 kept professions as they appear in prompts ("adjunct professor")."""
-    return [entry["word"].replace("_", " ") for entry in professions["kept"]]
-
-
 def _require(raw: dict, key: str, kind, where: str):
     if key not in raw:
         raise AxisSpecError(f"{where}: missing '{key}'")
@@ -133,9 +145,9 @@ def _require(raw: dict, key: str, kind, where: str):
     return raw[key]
 
 
-def _subjects(value, where: str) -> tuple[str, ...]:
-    if value == "professions":  # the 262 professions GenBiasEval uses
-        return tuple(profession_names(load_professions()))
+def _subjects(value, where: str) -> tuple[str, ...] | None:
+    if value == "professions":  # the 262 professions GenBiasEval uses, read when first used
+        return None
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
         raise AxisSpecError(f"{where}: 'subjects' must be 'professions' or a list of strings")
     if len(set(value)) != len(value):
@@ -143,8 +155,9 @@ def _subjects(value, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _split_sizes(raw: dict, templates: dict, n_subjects: int, where: str) -> dict:
+def _split_sizes(raw: dict, templates: dict, n_subjects: int, source: str) -> dict:
     """Explicit per-scale (train, dev, test) counts, or fractions applied to every scale."""
+    where = f"axis spec {source}"
     if "split_sizes" in raw:
         sizes = {scale: tuple(raw["split_sizes"].get(scale, ())) for scale in templates}
     else:
@@ -211,6 +224,8 @@ def subject_scores(axis: Axis) -> dict[str, dict]:
                 stereotypical=entry["stereotypical"], definitional=entry["definitional"]
             )
     if axis.labour:
+        from lftf_tasks.winogender import load_bls
+
         bls = load_bls()
         for subject, fields in scores.items():
             fields["bls_pct_female"] = bls.get(subject)
@@ -271,17 +286,20 @@ def parse_axis(raw, source: str = "<spec>") -> Axis:
     subjects = _subjects(raw.get("subjects"), where)
     metrics = {**DEFAULT_METRICS, **raw.get("metrics", {})}
     slopes = _slopes(raw.get("slopes"), raw.get("subjects"), len(groups), where)
+    split_spec = {k: raw[k] for k in ("split_sizes", "split_fractions") if k in raw}
+    if subjects is not None:  # checked now; for the professions when they are first read
+        _split_sizes(split_spec, templates, len(subjects), source)
     return Axis(
         name=name,
         description=raw.get("description", ""),
         bias_task=tasks.get("bias", f"{name}_biaseval"),
         hint_task=tasks.get("hint", f"{name}_hinteval"),
         subject_field=raw.get("subject_field", "subject"),
-        subjects=subjects,
+        subject_list=subjects,
         seed=int(raw.get("seed", 0)),
         groups=tuple(groups),
         templates={s: list(t) for s, t in templates.items()},
-        split_sizes=_split_sizes(raw, templates, len(subjects), where),
+        split_spec=split_spec,
         hint_templates={s: list(hint_templates[s]) for s in HINT_SPLITS},
         metrics=metrics,
         source=source,

@@ -1,23 +1,32 @@
-"""Build the shipped prompt files and task folders from the axis specs.
+"""Build the data the tasks read, and the package's generated files, from the axis specs
+and the published files they draw on.
 
-    python -m lftf_tasks.build           # rewrite the shipped files
-    python -m lftf_tasks.build --check   # exit 1 if a shipped file differs from a fresh build
+    python -m lftf_tasks.build              # rewrite the package's generated files
+    python -m lftf_tasks.build --check      # exit 1 if one differs from a fresh build
+    python -m lftf_tasks.build --data-dir   # print the built data folder (built if needed)
 
-For every built-in axis (``lftf_tasks/axes/*.yaml``) this writes its prompts under
-``lftf_tasks/data/`` and its lm-eval task folder under ``lftf_tasks/tasks/``, byte for
-byte; GenBiasEval's data card (``data/README.md``) is written here too. WinoBias and
-Winogender are built from their published files (``data/*/source/``) into their docs, data
-cards and the task folder ``tasks/transfer/`` (``lftf_tasks.transfer_files``). Only
-``professions.json``, its licence, the source folders, the specs and the axes' task
-READMEs are written by hand.
+Two outputs:
+
+- **The data**: every built-in axis's prompts (GenBiasEval/GenHintEval, religion), the
+  WinoBias pairs and Winogender prompts, their data cards, the curated professions and the
+  licences of the files they come from. It is built from published files
+  (``lftf_tasks.reference``), so it is not in the repository: ``data_dir()`` builds it on
+  first use into the lftf cache and uses it only if every file has the sha256 recorded in
+  ``lftf_tasks/data.sha256``, so every machine scores the same prompts.
+- **The package's generated files**: the task folders under ``lftf_tasks/tasks/`` (yaml
+  files, utils.py, the transfer README) and ``data.sha256`` itself. Only the specs, the
+  axes' task READMEs and the code are written by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import sys
+from pathlib import Path
 
-from lftf_tasks import transfer_files
+from lftf_tasks import professions, reference, transfer_files
 from lftf_tasks.axis import (
     BUILTIN_AXES,
     SPLITS,
@@ -30,8 +39,10 @@ from lftf_tasks.axis import (
     profession_names,
 )
 from lftf_tasks.generate import builtin_task_files
-from lftf_tasks.paths import PACKAGE_DIR
+from lftf_tasks.outputs import atomic_output_dir, provenance, write_json
+from lftf_tasks.paths import PACKAGE_DIR, cache_root
 
+CHECKSUMS = "data.sha256"  # in the package: the sha256 of every built data file
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
@@ -106,8 +117,9 @@ Mitigating Gender Bias in Large Language Models" (LFTF, Qin et al., 2025, arXiv:
   "her") before the pronoun slot. Score: UB = mean F * (P(he|p) - P(she|p)), F = +1 for
   "his", -1 for "her" (higher = the model follows the hint).
 
-Built by `python -m lftf_tasks.build` from the `lftf` package (seed {axis.seed}); that command
-regenerates every file here byte for byte.
+Built by the `lftf` package (`lftf_tasks.build`, seed {axis.seed}) from its axis spec and the
+published professions list; `python -m lftf_tasks.build --check` proves a build byte for
+byte the one whose sha256 the package records.
 
 ## This is a reconstruction
 
@@ -202,8 +214,14 @@ In lm-evaluation-harness: the `lftf` package's tasks `genbiaseval` (group of
 """
 
 
-def render() -> dict[str, str]:
-    """Every built file, as {path relative to lftf_tasks/: text}."""
+class BuildMismatchError(reference.ReferenceDataError):
+    """A fresh build is not the one whose sha256 the package records."""
+
+
+def render_all() -> dict[str, str]:
+    """Every built file, as {"data/..." or "tasks/...": text}: the data (built into the
+    lftf cache) and the task folders (in the package)."""
+    found = reference.fetch()  # all at once: one error names every missing file
     files = {}
     for name in BUILTIN_AXES:
         axis = load_axis(name)
@@ -214,20 +232,134 @@ def render() -> dict[str, str]:
     bias = build_bias(gender)
     hint, hint_dev = build_hint(gender, "test"), build_hint(gender, "dev")
     files["data/README.md"] = data_card(gender, load_professions(), bias, hint, hint_dev)
+    files["data/professions.json"] = professions.render(load_professions())
+    files["data/LICENSE-professions"] = found[professions.LICENCE].read_text(encoding="utf-8")
+    for benchmark in ("winobias", "winogender"):
+        licence = found[f"{benchmark}/LICENSE"]
+        files[f"data/{benchmark}/LICENSE"] = licence.read_text(encoding="utf-8")
     files.update(transfer_files.render())
     return files
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def checksums(data: dict[str, str]) -> str:
+    """``sha256sum`` lines of the data files (``sha256sum -c`` checks a build folder)."""
+    return "".join(f"{_sha256(text)}  {rel}\n" for rel, text in sorted(data.items()))
+
+
+def render_data() -> dict[str, str]:
+    """The built data, as {path relative to the data folder: text}."""
+    return {rel[5:]: t for rel, t in render_all().items() if rel.startswith("data/")}
+
+
+def render() -> dict[str, str]:
+    """The package's generated files, as {path relative to lftf_tasks/: text}."""
+    files = render_all()
+    package = {rel: t for rel, t in files.items() if not rel.startswith("data/")}
+    package[CHECKSUMS] = checksums({r[5:]: t for r, t in files.items() if r.startswith("data/")})
+    return package
+
+
+def recorded_text() -> str:
+    """The package's data.sha256."""
+    return (PACKAGE_DIR / CHECKSUMS).read_text(encoding="utf-8")
+
+
+def recorded() -> dict[str, str]:
+    """{data file: sha256} as the package records them."""
+    lines = recorded_text().splitlines()
+    return {rel: sha for sha, rel in (line.split("  ", 1) for line in lines)}
+
+
+def _intact(folder: Path, expected: dict[str, str]) -> bool:
+    """Whether ``folder`` holds exactly the recorded build."""
+    marker = folder / CHECKSUMS
+    return (
+        marker.is_file()
+        and marker.read_text(encoding="utf-8") == recorded_text()
+        and all(
+            (folder / rel).is_file() and reference.sha256_of(folder / rel) == sha
+            for rel, sha in expected.items()
+        )
+    )
+
+
+def _build_into(target: Path, expected: dict[str, str]) -> None:
+    files = render_data()
+    wrong = sorted(
+        rel
+        for rel in expected.keys() | files.keys()
+        if _sha256(files.get(rel, "")) != expected.get(rel)
+    )
+    if wrong:
+        raise BuildMismatchError(
+            f"the data built here is not the build lftf_tasks/{CHECKSUMS} records "
+            f"({', '.join(wrong)}); scores would not be comparable. If you changed a spec or the build on purpose, "
+            "record the new build: python -m lftf_tasks.build"
+        )
+    print(f"lftf: building the task data into {target}", file=sys.stderr)
+    try:
+        with atomic_output_dir(target, overwrite=target.exists()) as tmp:
+            for rel, text in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(text.encode("utf-8"))
+            (tmp / CHECKSUMS).write_text(recorded_text(), encoding="utf-8")
+            sources = {n: vars(s) for n, s in reference.SOURCES.items()}
+            write_json(tmp / "build.json", provenance(sources=sources))
+    except FileExistsError:  # another process built it meanwhile
+        if not _intact(target, expected):
+            raise
+
+
+@functools.lru_cache(maxsize=4)
+def _data_dir(root: str) -> Path:
+    expected = recorded()
+    key = hashlib.sha256(recorded_text().encode("utf-8")).hexdigest()[:12]
+    target = Path(root) / "data" / key
+    if not _intact(target, expected):
+        _build_into(target, expected)
+    return target
+
+
+def data_dir() -> Path:
+    """The built data folder, ``$LFTF_CACHE/data/<key of the recorded build>/``: built on
+    first use from the verified published files, atomically (another process that builds
+    it at the same time ends with the same folder), and checked file by file against the
+    recorded sha256 once per process."""
+    return _data_dir(str(cache_root()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lftf_tasks.build", description=__doc__.split("\n\n")[0]
+        prog="python -m lftf_tasks.build",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
     )
     parser.add_argument(
-        "--check", action="store_true", help="compare with the shipped files, write nothing"
+        "--check",
+        action="store_true",
+        help="compare a fresh build with the package's files and recorded sha256, write nothing",
+    )
+    parser.add_argument(
+        "--data-dir",
+        action="store_true",
+        help="print the built data folder in the lftf cache (building it if needed)",
     )
     args = parser.parse_args(argv)
+    try:
+        if args.data_dir:
+            print(data_dir())
+            return 0
+        files = render()
+    except reference.ReferenceDataError as err:
+        print(f"python -m lftf_tasks.build: error: {err}", file=sys.stderr)
+        return 2
     stale = []
-    for rel, text in render().items():
+    for rel, text in files.items():
         path = PACKAGE_DIR / rel
         current = path.read_bytes() if path.exists() else None
         if current == text.encode("utf-8"):
@@ -239,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and stale:
         print("out of date: " + ", ".join(stale) + " (run: python -m lftf_tasks.build)")
         return 1
-    print(("rewrote " + ", ".join(stale)) if stale else "all data files are up to date")
+    print(("rewrote " + ", ".join(stale)) if stale else "all generated files are up to date")
     return 0
 
 

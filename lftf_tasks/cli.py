@@ -10,9 +10,11 @@ EVAL_EPILOG = """\
 lftf-eval is lm_eval with the lftf tasks (genbiaseval, genbiaseval_{word,phrase,sentence},
 the *_dev variants and genhinteval; relbiaseval and relhinteval for the religion axis;
 winobias, winobias_dev and winogender_next to check that debiasing transfers) always
-available. Every lm_eval argument works as usual; an --include_path of your own
-(one folder, or several joined by ':') is searched after ours, e.g. a folder that
-lftf-build-axis wrote for an axis of your own. Example:
+available. Their data is built on first use from published files, downloaded at pinned
+commits and checked by sha256 (offline: LFTF_REFERENCE_DIR names a folder of copies).
+Every lm_eval argument works as usual; an --include_path of your own (one folder, or
+several joined by ':') is searched after ours, e.g. a folder that lftf-build-axis wrote
+for an axis of your own. Example:
 
   lftf-eval --model hf --model_args pretrained=Qwen/Qwen2.5-7B \\
       --tasks genbiaseval,genhinteval,mmlu --batch_size 32 --log_samples --output_path out/
@@ -34,6 +36,17 @@ def _pop_include_path(argv: list[str]) -> tuple[list[str], str | None]:
     return rest, user
 
 
+def _requested_tasks(argv: list[str]) -> list[str]:
+    """The names given to --tasks (comma-separated), if any."""
+    names = []
+    for i, arg in enumerate(argv):
+        if arg == "--tasks" and i + 1 < len(argv):
+            names += argv[i + 1].split(",")
+        elif arg.startswith("--tasks="):
+            names += arg.split("=", 1)[1].split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
 def lftf_eval(argv: list[str] | None = None) -> None:
     """Run lm_eval's own CLI with our task folder merged into ``--include_path``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -46,6 +59,15 @@ def lftf_eval(argv: list[str] | None = None) -> None:
         paths = include_paths(user_paths)
     except FileNotFoundError as err:
         raise SystemExit(f"lftf-eval: {err}") from None
+    if set(_requested_tasks(argv)) & set(TASK_NAMES):
+        # our data first, before lm_eval loads a model: a missing file is one clear error
+        from lftf_tasks.build import data_dir
+        from lftf_tasks.reference import ReferenceDataError
+
+        try:
+            data_dir()
+        except ReferenceDataError as err:
+            raise SystemExit(f"lftf-eval: error: {err}") from None
 
     import lm_eval.tasks
     from lm_eval.__main__ import cli_evaluate

@@ -17,16 +17,9 @@ import sys
 from pathlib import Path
 
 from lftf_tasks import build
-from lftf_tasks.axis import (
-    Axis,
-    AxisSpecError,
-    data_files,
-    load_axis,
-    load_professions,
-    profession_names,
-)
+from lftf_tasks.axis import Axis, AxisSpecError, data_files, load_axis
 from lftf_tasks.outputs import atomic_output_dir, provenance, write_json
-from lftf_tasks.paths import DATA_DIR
+from lftf_tasks.reference import ReferenceDataError
 
 
 def generic_card(axis: Axis) -> str:
@@ -77,20 +70,18 @@ Fields: `id`, `{axis.subject_field}`, `template_id`, `scale`, `prompt`, `split` 
 """
 
 
-def _profession_subjects(axis: Axis) -> bool:
-    return list(axis.subjects) == profession_names(load_professions())
-
-
 def hub_files(axis: Axis, org: str | None = None) -> dict[str, str]:
-    """The Hub dataset folder of an axis, as {path: text}, built from its spec."""
+    """The Hub dataset folder of an axis, as {path: text}, built from its spec (the gender
+    card, the curated professions and their licence from the package's data build)."""
     files = {rel: text for rel, text in data_files(axis).items()}
+    built = build.data_dir() if axis.name == "gender" or axis.uses_professions else None
     if axis.name == "gender":
-        files["README.md"] = build.render()["data/README.md"]
+        files["README.md"] = (built / "README.md").read_text(encoding="utf-8")
     else:
         files["README.md"] = generic_card(axis)
-    if _profession_subjects(axis):
+    if axis.uses_professions:
         for name in ("professions.json", "LICENSE-professions"):
-            files[name] = (DATA_DIR / name).read_text(encoding="utf-8")
+            files[name] = (built / name).read_text(encoding="utf-8")
     return files
 
 
@@ -118,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = export(args.out_dir, overwrite=args.overwrite, axis=args.axis)
-    except (FileExistsError, AxisSpecError) as err:
+    except (FileExistsError, AxisSpecError, ReferenceDataError) as err:
         print(f"lftf-export-dataset: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({len(list(path.rglob('*.*')))} files)")

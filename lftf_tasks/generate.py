@@ -5,8 +5,8 @@
 
 For a spec of your own the folder also gets a copy of the spec and the prompt files
 (``data/``), so it works on its own. The built-in axes' folders under
-``lftf_tasks/tasks/`` are written by ``python -m lftf_tasks.build`` and read the package's
-data instead.
+``lftf_tasks/tasks/`` are written by ``python -m lftf_tasks.build`` and read the data the
+package builds in the lftf cache instead (``lftf_tasks.build.data_dir``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from lftf_tasks.axis import AxisSpecError, data_files, load_axis
 from lftf_tasks.labour import LABOUR_METRICS
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir
+from lftf_tasks.reference import ReferenceDataError
 from lftf_tasks.slopes import SLOPE_METRICS
 
 HEADER = "# Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.\n"
@@ -84,9 +85,10 @@ class Layout:
     utils: str  # utils.py
 
 
-def plugin_layout(axis, spec_ref: str, data_ref: str, source: str) -> Layout:
+def plugin_layout(axis, spec_ref: str, data_ref: str | None, source: str) -> Layout:
     """The plugin's: data read by lftf_tasks.hooks from a data folder. ``spec_ref`` and
-    ``data_ref``: Python expressions for utils.py that give the spec and the data folder."""
+    ``data_ref``: Python expressions for utils.py that give the spec and the data folder
+    (None: the package's build in the lftf cache)."""
     modules, slope_functions = [], ""
     if axis.slopes:  # the aggregations the yaml files name
         modules.append("slopes")
@@ -97,6 +99,11 @@ def plugin_layout(axis, spec_ref: str, data_ref: str, source: str) -> Layout:
         modules.append("labour")
         slope_functions += "".join(f"{name} = labour.{name}\n" for name in LABOUR_METRICS)
     slope_import = f"from lftf_tasks import {', '.join(sorted(modules))}\n" if modules else ""
+    hooks = f"TaskHooks(load_axis({spec_ref}))"
+    if data_ref is None:  # the prompts come from the build in the lftf cache
+        hooks = f"{hooks}  # data: lftf_tasks.build.data_dir(), built on first use"
+    else:
+        hooks = f"TaskHooks(load_axis({spec_ref}), {data_ref})"
     utils = f'''"""lm-eval hooks of the {axis.name} axis.
 
 Generated from {source} by lftf_tasks.generate; do not edit, edit the spec.
@@ -107,13 +114,13 @@ from pathlib import Path
 {slope_import}from lftf_tasks.axis import load_axis
 from lftf_tasks.hooks import TaskHooks
 
-_hooks = TaskHooks(load_axis({spec_ref}), {data_ref})
+_hooks = {hooks}
 load_bias = _hooks.load_bias
 load_hint = _hooks.load_hint
 process_bias_results = _hooks.process_bias_results
 process_hint_results = _hooks.process_hint_results
 {slope_functions}'''
-    if "Path" not in spec_ref + data_ref:
+    if "Path" not in spec_ref + (data_ref or ""):
         utils = utils.replace("from pathlib import Path\n\n", "")
     return Layout(
         header=HEADER.format(source=source),
@@ -195,7 +202,7 @@ def builtin_task_files(name: str) -> dict[str, str]:
     layout = plugin_layout(
         axis,
         spec_ref=json.dumps(name),
-        data_ref='Path(__file__).resolve().parents[2] / "data"',
+        data_ref=None,
         source=f"lftf_tasks/axes/{name}.yaml",
     )
     return render_tasks(axis, layout)
@@ -232,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         files = folder_files(args.spec)
-    except AxisSpecError as err:
+    except (AxisSpecError, ReferenceDataError) as err:
         parser.exit(2, f"lftf-build-axis: {err}\n")
     try:
         check_output_dir(args.output_dir, args.overwrite)

@@ -23,8 +23,19 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 class TaskHooks:
-    def __init__(self, axis: Axis, data_dir: Path):
-        self.axis, self.data_dir = axis, Path(data_dir)
+    """An axis's hooks over a folder of its prompt files: ``data_dir``, or the package's
+    build in the lftf cache (``lftf_tasks.build.data_dir``), made when a task first loads."""
+
+    def __init__(self, axis: Axis, data_dir: Path | None = None):
+        self.axis, self._data_dir = axis, None if data_dir is None else Path(data_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data_dir is None:
+            from lftf_tasks.build import data_dir
+
+            return data_dir()
+        return self._data_dir
 
     def load_bias(self, scale: str | None = None, **kwargs):
         """The bias task's train/dev/test splits, restricted to one scale."""

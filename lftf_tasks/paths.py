@@ -1,11 +1,15 @@
-"""Where the package's own files are: the axis specs, the shipped data and the task folders."""
+"""Where the package's own files are (the axis specs, the task folders) and the lftf cache,
+which holds what the package fetches or builds on first use: the published reference files
+(``reference/``), the data built from them (``data/``) and converted models."""
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).parent
 AXES_DIR = PACKAGE_DIR / "axes"
-DATA_DIR = PACKAGE_DIR / "data"
 TASKS_DIR = PACKAGE_DIR / "tasks"
-# The reference files the WinoBias and Winogender tasks are built from, as published.
-WINOBIAS_SOURCE = DATA_DIR / "winobias" / "source"
-WINOGENDER_SOURCE = DATA_DIR / "winogender" / "source"
+
+
+def cache_root() -> Path:
+    """``$LFTF_CACHE``, default ``~/.cache/lftf``."""
+    return Path(os.environ.get("LFTF_CACHE") or Path.home() / ".cache" / "lftf").expanduser()

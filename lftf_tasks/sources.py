@@ -1,8 +1,8 @@
 """Reading the reference files the build turns into tasks (WinoBias, Winogender).
 
-They are shipped as published under ``data/<name>/source/`` with their licences; the build
-reads them there and stops at the first line it cannot use, naming the file and line, so
-a damaged copy fails loudly instead of quietly losing sentences.
+They come verified from ``lftf_tasks.reference``; the build stops at the first line it
+cannot use, naming the file and line, so a damaged copy (a folder of copies handed to the
+build) fails loudly instead of quietly losing sentences.
 """
 
 from __future__ import annotations

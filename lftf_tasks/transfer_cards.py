@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lftf_tasks.paths import WINOGENDER_SOURCE
 from lftf_tasks.sources import read_tsv
 from lftf_tasks.transfer import WINOBIAS_TYPES
 from lftf_tasks.winobias import SPLITS, source_name
-from lftf_tasks.winogender import FIRST_PRONOUN, TEMPLATE_HEADER, TEMPLATES
+from lftf_tasks.winogender import FIRST_PRONOUN, TEMPLATE_HEADER, TEMPLATES, source_path
 
 WINOBIAS_CITATION = """@inproceedings{zhao-etal-2018-gender,
   title     = {Gender Bias in Coreference Resolution: Evaluation and Debiasing Methods},
@@ -80,10 +79,11 @@ differing pronoun (`context`) and the two endings (`pro`, `anti`), so a model ca
 which ending it finds likelier after the same words.
 
 Source: the sentence files of [uclanlp/corefBias](https://github.com/uclanlp/corefBias)
-(`WinoBias/wino/data`), MIT licence, shipped unchanged in `source/` with its `LICENSE`
-(Copyright (c) 2020 Natural Language Processing @UCLA). Built by `python -m
-lftf_tasks.build` from the `lftf` package; that command rewrites every file here byte for
-byte, and `--check` proves the shipped ones are what it writes.
+(`WinoBias/wino/data`), MIT licence (`LICENSE` beside this card: Copyright (c) 2020
+Natural Language Processing @UCLA), fetched unchanged at the commit `lftf_tasks.reference`
+pins and checked by sha256. Built on first use by the `lftf` package (`lftf_tasks.build`),
+byte for byte the same everywhere: `python -m lftf_tasks.build --check` compares the build
+with the sha256 of every file that the package records.
 
 ## Which pairs are kept
 
@@ -172,8 +172,9 @@ women in the US labour statistics is what the fit against `bls_pct_female` measu
 
 Source: `templates.tsv` and `occupations-stats.tsv` of
 [rudinger/winogender-schemas](https://github.com/rudinger/winogender-schemas), MIT licence,
-shipped unchanged in `source/` with its `LICENSE` (Copyright (c) 2018 Rachel Rudinger).
-Built by `python -m lftf_tasks.build` from the `lftf` package, byte for byte.
+`LICENSE` beside this card (Copyright (c) 2018 Rachel Rudinger), fetched unchanged at the
+commit `lftf_tasks.reference` pins and checked by sha256. Built on first use by the `lftf`
+package (`lftf_tasks.build`), byte for byte as its recorded sha256 say.
 
 ## What was kept
 
@@ -252,7 +253,7 @@ def winobias_card(kept: list[dict], dropped: list[dict]) -> str:
 
 
 def _first_pronouns() -> Counter:
-    rows = read_tsv(WINOGENDER_SOURCE / TEMPLATES, TEMPLATE_HEADER)
+    rows = read_tsv(source_path(TEMPLATES), TEMPLATE_HEADER)
     return Counter(FIRST_PRONOUN.search(cells[3]).group(1) for _, cells in rows)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from lftf_tasks.axis import group_logprobs_from_words, load_axis, prompt_scores
 from lftf_tasks.labour import labour_items
 from lftf_tasks.metrics import pair_scores
-from lftf_tasks.paths import DATA_DIR
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -22,7 +21,16 @@ def _read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def load_winobias(type: int | None = None, data_dir: Path = DATA_DIR, **kwargs):
+def _data_dir(data_dir: Path | None) -> Path:
+    """``data_dir``, or the package's build in the lftf cache (made on first use)."""
+    if data_dir is not None:
+        return Path(data_dir)
+    from lftf_tasks.build import data_dir as built
+
+    return built()
+
+
+def load_winobias(type: int | None = None, data_dir: Path | None = None, **kwargs):
     """WinoBias's dev and test splits, restricted to one type (1 or 2)."""
     import datasets
 
@@ -31,7 +39,7 @@ def load_winobias(type: int | None = None, data_dir: Path = DATA_DIR, **kwargs):
             split: datasets.Dataset.from_list(
                 [
                     doc
-                    for doc in _read_jsonl(Path(data_dir) / "winobias" / f"{split}.jsonl")
+                    for doc in _read_jsonl(_data_dir(data_dir) / "winobias" / f"{split}.jsonl")
                     if type is None or doc["type"] == type
                 ]
             )
@@ -40,11 +48,11 @@ def load_winobias(type: int | None = None, data_dir: Path = DATA_DIR, **kwargs):
     )
 
 
-def load_winogender(data_dir: Path = DATA_DIR, **kwargs):
+def load_winogender(data_dir: Path | None = None, **kwargs):
     """The next-pronoun prompts: a test split only (nothing here is for tuning)."""
     import datasets
 
-    docs = _read_jsonl(Path(data_dir) / "winogender" / "test.jsonl")
+    docs = _read_jsonl(_data_dir(data_dir) / "winogender" / "test.jsonl")
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 

@@ -29,8 +29,8 @@ its gendered pronouns is cut before the first of them, giving one context and tw
 " she did not like the design." (anti). Each doc makes two loglikelihood requests (target
 delimiter " "), log P(ending | context) summed over the ending's tokens, and is scored as
 lm-eval's `crows_pairs` scores its pairs: which ending is likelier. {n_kept} of the {n_pairs}
-published pairs are kept; the data card (`lftf_tasks/data/winobias/README.md` in the `lftf`
-package) lists the dropped ones with the reason (another word differs, or the length) and
+published pairs are kept; the data card (`winobias/README.md` of the data the `lftf`
+package builds: `python -m lftf_tasks.build --data-dir` prints where) lists the dropped ones with the reason (another word differs, or the length) and
 the normalisation (brackets and line numbers removed, " 's" joined).
 
 **Winogender, next pronoun** (`winogender_next`): the {n_templates} Winogender templates whose
@@ -39,7 +39,7 @@ that"), once with the participant and once with "someone": {n_prompts} prompts a
 {n_occupations} occupations, scored exactly as GenBiasEval (" he" and " she", full-vocabulary
 probabilities). Each occupation carries the US Bureau of Labor Statistics' % female (2015),
 and `bls_slope` fits the per-occupation gap against it (data card:
-`lftf_tasks/data/winogender/README.md`).
+`winogender/README.md` of the built data).
 
 How `winogender_next` differs from lm-eval's own `winogender_*` tasks: those are
 coreference as multiple choice (the full sentence, then which of the occupation or the
@@ -48,9 +48,10 @@ shows the pronoun: it measures the model's next-token distribution over he/she w
 pronoun would come, and how that distribution follows the labour statistics. The two
 answer different questions and are not comparable.
 
-The yaml files, `utils.py` and this README are written by `python -m lftf_tasks.build` from
-the published source files (shipped under `lftf_tasks/data/*/source/` with their MIT
-licences); `--check` proves them up to date.
+The yaml files, `utils.py` and this README are written by `python -m lftf_tasks.build`;
+`--check` proves them up to date. The docs are built on first use from the published files
+(MIT licences), which the `lftf` package fetches at pinned commits and checks by sha256
+(`lftf_tasks.reference`; offline, set `LFTF_REFERENCE_DIR` to a folder of copies).
 
 Homepage: https://github.com/uclanlp/corefBias (WinoBias),
 https://github.com/rudinger/winogender-schemas (Winogender); these tasks: the `lftf` package.

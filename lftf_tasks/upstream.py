@@ -26,6 +26,7 @@ from lftf_tasks.axis import Axis, AxisSpecError, load_axis
 from lftf_tasks.export import hub_files
 from lftf_tasks.generate import Layout, render_tasks, task_names
 from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
+from lftf_tasks.reference import ReferenceDataError
 
 DEFAULT_ORG = "lftf"
 HOMEPAGE = "https://huggingface.co/datasets/{org}/{name}"
@@ -279,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         axis = load_axis(args.axis)
         check_output_dir(args.out_dir, args.overwrite)
-    except (AxisSpecError, FileExistsError) as err:
+        files = upstream_files(axis, args.org)
+    except (AxisSpecError, FileExistsError, ReferenceDataError) as err:
         print(f"lftf-export-upstream: error: {err}", file=sys.stderr)
         return 2
-    files = upstream_files(axis, args.org)
     with atomic_output_dir(args.out_dir, args.overwrite) as tmp:
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

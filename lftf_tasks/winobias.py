@@ -1,4 +1,4 @@
-"""WinoBias (Zhao et al. 2018) as pairs of continuations, built from the shipped source.
+"""WinoBias (Zhao et al. 2018) as pairs of continuations, built from the published files.
 
 Line i of ``pro_stereotyped_type{1,2}.txt.{dev,test}`` and line i of the matching
 ``anti_stereotyped`` file are one sentence with the pronoun of the other gender ("[The
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lftf_tasks.paths import WINOBIAS_SOURCE
+from lftf_tasks.reference import source_files
 from lftf_tasks.sources import BuildError, read_lines
 
 TYPES = (1, 2)  # 1: resolved by world knowledge (semantics); 2: by syntax
@@ -131,13 +131,18 @@ def pair_doc(
     }
 
 
-def build_winobias(source: Path = WINOBIAS_SOURCE) -> tuple[list[dict], list[dict]]:
-    """(kept docs, dropped pairs with their reasons), dev before test, type 1 before 2."""
+SOURCE_NAMES = [source_name(side, t, s) for s in SPLITS for t in TYPES for side in ("pro", "anti")]
+
+
+def build_winobias(source: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """(kept docs, dropped pairs with their reasons), dev before test, type 1 before 2; from
+    the published files, or from a folder of copies (``source``)."""
+    paths = source_files("winobias", SOURCE_NAMES, source)
     kept, dropped = [], []
     for split in SPLITS:
         for type_ in TYPES:
-            pro_path = source / source_name("pro", type_, split)
-            anti_path = source / source_name("anti", type_, split)
+            pro_path = paths[source_name("pro", type_, split)]
+            anti_path = paths[source_name("anti", type_, split)]
             pro, anti = read_file(pro_path), read_file(anti_path)
             if len(pro) != len(anti):  # the first line of the longer file without a partner
                 longer, shorter = (

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lftf_tasks.paths import WINOGENDER_SOURCE
+from lftf_tasks.reference import source_files
 from lftf_tasks.sources import BuildError, read_tsv
 
 TEMPLATES = "templates.tsv"
@@ -30,9 +30,14 @@ THE_PARTICIPANT = re.compile(r"\b([Tt])he \$PARTICIPANT\b")
 VARIANTS = ("participant", "someone")
 
 
-def load_bls(source: Path = WINOGENDER_SOURCE) -> dict[str, float]:
+def source_path(name: str, source: Path | None = None) -> Path:
+    """A Winogender file: the verified published one, or ``source / name``."""
+    return source_files("winogender", [name], source)[name]
+
+
+def load_bls(source: Path | None = None) -> dict[str, float]:
     """occupation -> BLS % female (0-100)."""
-    path = source / STATS
+    path = source_path(STATS, source)
     out = {}
     for number, (occupation, _, bls, _) in read_tsv(path, STATS_HEADER):
         try:
@@ -71,10 +76,11 @@ def fill(head: str, occupation: str, participant: str, variant: str) -> str:
     return THE_PARTICIPANT.sub(name, head).replace("$OCCUPATION", occupation)
 
 
-def build_winogender(source: Path = WINOGENDER_SOURCE) -> list[dict]:
-    """Two prompts per template whose first pronoun is $NOM_PRONOUN, in template order."""
+def build_winogender(source: Path | None = None) -> list[dict]:
+    """Two prompts per template whose first pronoun is $NOM_PRONOUN, in template order;
+    from the published files, or from a folder of copies (``source``)."""
     bls = load_bls(source)
-    path = source / TEMPLATES
+    path = source_path(TEMPLATES, source)
     docs = []
     for number, (occupation, participant, answer, sentence) in read_tsv(path, TEMPLATE_HEADER):
         if occupation not in bls:

@@ -236,9 +236,11 @@ def _main(argv: list[str]) -> int:
         parser.error(str(err))
     out_dir = args.output_dir or Path("outputs") / args.command / Path(config.model).name
 
+    from lftf_tasks.reference import ReferenceDataError
     from lftf_train.scoring import TargetTokenError
 
     try:
+        _fetch_data(config)
         plan(out_dir)
     except (
         FileExistsError,
@@ -246,6 +248,7 @@ def _main(argv: list[str]) -> int:
         TargetTokenError,
         FloatingPointError,
         ValueError,
+        ReferenceDataError,
     ) as err:
         print(f"lftf-train: error: {err}", file=sys.stderr)
         return 2
@@ -253,6 +256,15 @@ def _main(argv: list[str]) -> int:
         print("lftf-train: interrupted; no output was written", file=sys.stderr)
         return 130
     return 0
+
+
+def _fetch_data(config) -> None:
+    """The published files and the data built from them, before any model is loaded: a
+    missing file is one clear error now, not after minutes of work."""
+    if config.load_axis().uses_professions:
+        from lftf_tasks.build import data_dir
+
+        data_dir()
 
 
 def _plan(args, config):

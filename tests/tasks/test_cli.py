@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import DATA_DIR, TASKS_DIR, export
+from lftf_tasks import TASKS_DIR, data_dir, export
 from lftf_tasks.cli import lftf_eval
 
 BIN = Path(sys.executable).parent
@@ -59,7 +59,7 @@ def test_lftf_eval_merges_a_users_include_path(tiny_llama, tmp_path):
     (user_tasks / "my_pronoun_task.yaml").write_text(
         "task: my_pronoun_task\n"
         "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {DATA_DIR / 'genhinteval' / 'test.jsonl'}\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data_dir() / 'genhinteval' / 'test.jsonl'}\n"
         "test_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "{{prompt}}"\ndoc_to_choice: ["he", "she"]\ndoc_to_target: 0\n'
         "metric_list:\n  - metric: acc\n"
@@ -93,8 +93,8 @@ def test_export_writes_a_hub_ready_folder_and_refuses_to_overwrite(tmp_path, cap
             "professions.json",
         ]
     )
-    for rel in info["files"]:  # the shipped files, byte for byte
-        shipped = DATA_DIR / rel
+    for rel in info["files"]:  # the package's data build, byte for byte
+        shipped = data_dir() / rel
         assert (out / rel).read_bytes() == shipped.read_bytes(), rel
     bias = datasets.load_dataset(str(out), "genbiaseval", cache_dir=str(tmp_path / "c"))
     assert {k: len(v) for k, v in bias.items()} == {"train": 943, "validation": 471, "test": 944}

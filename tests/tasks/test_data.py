@@ -1,18 +1,15 @@
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from lftf_tasks import DATA_DIR, build
+from lftf_tasks import build, data_dir, professions, reference
 from lftf_tasks.axis import load_professions
 from lftf_tasks.winogender import load_bls
 
-SHARED_REFERENCE = Path(__file__).parents[3] / "shared" / "reference"
-
 
 def read(rel):
-    with (DATA_DIR / rel).open(encoding="utf-8") as f:
+    with (data_dir() / rel).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
 
@@ -34,6 +31,45 @@ def test_rebuild_is_byte_identical():
 def test_build_check_command_reports_up_to_date(capsys):
     assert build.main(["--check"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_the_data_build_has_the_recorded_sha256_and_no_published_file_is_in_the_package():
+    data = build.render_data()
+    assert build.recorded() == {rel: build._sha256(text) for rel, text in data.items()}
+    assert {"genbiaseval/test.jsonl", "winobias/test.jsonl", "professions.json"} <= set(data)
+    assert not (build.PACKAGE_DIR / "data").exists()
+    published = {reference.sha256_of(p) for p in reference.fetch().values()}
+    shipped = [
+        p for p in build.PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert not [p for p in shipped if reference.sha256_of(p) in published]
+
+
+def test_a_build_that_is_not_the_recorded_one_is_refused(tmp_path, monkeypatch):
+    """A spec or builder changed without recording the new build: the data is not used."""
+    package = tmp_path / "package"
+    package.mkdir()
+    lines = (build.PACKAGE_DIR / build.CHECKSUMS).read_text().splitlines(keepends=True)
+    changed = [
+        ("0" * 64 + line[64:]) if "genbiaseval/test.jsonl" in line else line for line in lines
+    ]
+    (package / build.CHECKSUMS).write_text("".join(changed))
+    monkeypatch.setattr(build, "PACKAGE_DIR", package)
+    monkeypatch.setenv("LFTF_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(build.BuildMismatchError, match="genbiaseval/test.jsonl"):
+        build.data_dir()
+    assert not list((tmp_path / "cache").glob("data/*"))
+
+
+def test_a_damaged_data_build_in_the_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFTF_CACHE", str(tmp_path))
+    folder = build.data_dir()
+    assert folder.parent == tmp_path / "data"
+    good = (folder / "genbiaseval" / "test.jsonl").read_bytes()
+    (folder / "genbiaseval" / "test.jsonl").write_text("{}\n")
+    build._data_dir.cache_clear()  # a new process
+    assert build.data_dir() == folder
+    assert (folder / "genbiaseval" / "test.jsonl").read_bytes() == good
 
 
 def test_genbiaseval_has_the_papers_table_1_counts(bias):
@@ -69,9 +105,8 @@ def test_no_profession_carries_a_gender_hint():
     assert all(r["reason"] for r in professions["removed"])
 
 
-@pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason="the shared reference is not here")
 def test_curated_list_is_the_reference_filtered_by_the_stated_rule():
-    source = json.loads((SHARED_REFERENCE / "bolukbasi2016_professions.json").read_text())
+    source = json.loads(reference.path(professions.SOURCE).read_text())
     not_occupations = {r["word"] for r in build.load_professions()["removed"]} & {
         w for w, d, _ in source if abs(d) <= 0.25
     }
@@ -145,17 +180,17 @@ def test_records_carry_the_documented_fields(bias, hint):
 def test_loads_with_plain_datasets_json(tmp_path):
     import datasets
 
-    files = {s: str(DATA_DIR / "genbiaseval" / f"{s}.jsonl") for s in build.SPLITS}
+    files = {s: str(data_dir() / "genbiaseval" / f"{s}.jsonl") for s in build.SPLITS}
     ds = datasets.load_dataset("json", data_files=files, cache_dir=str(tmp_path))
     assert {k: len(v) for k, v in ds.items()} == {"train": 943, "dev": 471, "test": 944}
     hints = datasets.load_dataset(
-        "json", data_files=str(DATA_DIR / "genhinteval" / "test.jsonl"), cache_dir=str(tmp_path)
+        "json", data_files=str(data_dir() / "genhinteval" / "test.jsonl"), cache_dir=str(tmp_path)
     )
     assert len(hints["train"]) == 786
 
 
 def test_data_card_documents_rule_reconstruction_and_every_removed_word():
-    card = (DATA_DIR / "README.md").read_text()
+    card = (data_dir() / "README.md").read_text()
     assert "reconstruction" in card and "0.25" in card
     for entry in build.load_professions()["removed"]:
         assert f"| {entry['word'].replace('_', ' ')} |" in card

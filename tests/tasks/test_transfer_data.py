@@ -1,5 +1,5 @@
-"""WinoBias and Winogender as shipped: built byte for byte from the published files, every
-kept WinoBias pair differing only in its pronouns, and a damaged source failing the build."""
+"""WinoBias and Winogender as built: byte for byte from the published files, every kept
+WinoBias pair differing only in its pronouns, and a damaged source failing the build."""
 
 import csv
 import json
@@ -10,19 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import DATA_DIR, build, transfer_files
-from lftf_tasks.paths import WINOBIAS_SOURCE, WINOGENDER_SOURCE
+from lftf_tasks import build, data_dir, reference, transfer_files
 from lftf_tasks.sources import BuildError
 from lftf_tasks.winobias import PRONOUN_PAIRS, build_winobias, source_name
 from lftf_tasks.winogender import build_winogender
 
-SHARED_REFERENCE = Path(__file__).parents[3] / "shared" / "reference"
 FILES = [(t, s) for s in ("dev", "test") for t in (1, 2)]
 
 
 def read(rel):
-    with (DATA_DIR / rel).open(encoding="utf-8") as f:
+    with (data_dir() / rel).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f]
+
+
+def published(name: str) -> Path:
+    """The verified published file ``name`` of the reference layout."""
+    return reference.path(name)
+
+
+def copy_of_sources(folder: Path, benchmark: str) -> Path:
+    """The benchmark's published files copied into ``folder`` (to damage one)."""
+    folder.mkdir(parents=True)
+    for name, path in reference.fetch().items():
+        if name.startswith(f"{benchmark}/"):
+            shutil.copyfile(path, folder / Path(name).name)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +51,11 @@ def test_the_transfer_files_are_what_the_build_writes():
     files = transfer_files.render()
     assert {"data/winobias/test.jsonl", "tasks/transfer/winogender_next.yaml"} <= set(files)
     for rel, text in files.items():
-        assert (build.PACKAGE_DIR / rel).read_bytes() == text.encode("utf-8"), rel
+        if rel.startswith("tasks/"):  # in the package
+            assert (build.PACKAGE_DIR / rel).read_bytes() == text.encode("utf-8"), rel
+        else:  # in the data build
+            assert (data_dir() / rel[5:]).read_bytes() == text.encode("utf-8"), rel
     assert build.main(["--check"]) == 0
-
-
-@pytest.mark.skipif(not SHARED_REFERENCE.exists(), reason="the shared reference is not here")
-@pytest.mark.parametrize(
-    "shipped, name", [(WINOBIAS_SOURCE, "winobias"), (WINOGENDER_SOURCE, "winogender")]
-)
-def test_the_shipped_sources_are_the_reference_files_byte_for_byte(shipped, name):
-    reference = SHARED_REFERENCE / name
-    assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in reference.iterdir())
-    for path in reference.iterdir():
-        assert (shipped / path.name).read_bytes() == path.read_bytes(), path.name
-    assert (shipped / "LICENSE").read_text().startswith("MIT License")
 
 
 def _words(text):
@@ -93,8 +96,8 @@ def test_kept_and_dropped_cover_every_line_and_rebuild_it(winobias, type_, split
     kept = {d["line"]: d for d in winobias if (d["type"], d["split"]) == (type_, split)}
     gone = {d["line"]: d for d in dropped if (d["type"], d["split"]) == (type_, split)}
     assert len(kept) + len(gone) == 396 and not set(kept) & set(gone)
-    pro = (WINOBIAS_SOURCE / source_name("pro", type_, split)).read_text().splitlines()
-    anti = (WINOBIAS_SOURCE / source_name("anti", type_, split)).read_text().splitlines()
+    pro = published(f"winobias/{source_name('pro', type_, split)}").read_text().splitlines()
+    anti = published(f"winobias/{source_name('anti', type_, split)}").read_text().splitlines()
     for number, doc in kept.items():
         assert f"{doc['context']} {doc['pro']}" == normalise(pro[number - 1])
         assert f"{doc['context']} {doc['anti']}" == normalise(anti[number - 1])
@@ -115,7 +118,7 @@ def test_the_counts_the_card_documents(winobias):
     assert len(dropped) == 20
     assert {d["reason"] for d in dropped} >= {"differs in 'careless.'/'rude.'"}
     assert sum(len(_words(d["pro"])) != len(_words(d["anti"])) for d in winobias) == 0
-    card = (DATA_DIR / "winobias" / "README.md").read_text()
+    card = (data_dir() / "winobias" / "README.md").read_text()
     for d in dropped:
         assert f"| {d['type']} | {d['split']} | {d['line']} | {d['reason']} |" in card
     assert "Zhao" in card and "uclanlp/corefBias" in card and "license: mit" in card
@@ -132,8 +135,7 @@ def test_a_two_pronoun_pair_is_kept_with_its_ending_from_the_first():
 
 def damaged_copy(tmp_path, name, line, edit):
     """The WinoBias sources with one line of one file changed by ``edit``."""
-    folder = tmp_path / "source"
-    shutil.copytree(WINOBIAS_SOURCE, folder)
+    folder = copy_of_sources(tmp_path / "source", "winobias")
     lines = (folder / name).read_text().splitlines(keepends=True)
     lines[line - 1] = edit(lines[line - 1])
     (folder / name).write_text("".join(lines))
@@ -184,7 +186,7 @@ def test_winogender_has_two_prompts_per_nominative_template(winogender):
 
 
 def test_winogender_prompts_are_their_templates_cut_before_the_pronoun(winogender):
-    with (WINOGENDER_SOURCE / "templates.tsv").open() as f:
+    with published("winogender/templates.tsv").open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     nominative = [
         i
@@ -203,20 +205,19 @@ def test_winogender_prompts_are_their_templates_cut_before_the_pronoun(winogende
 
 
 def test_winogender_carries_each_occupations_labour_statistics(winogender):
-    with (WINOGENDER_SOURCE / "occupations-stats.tsv").open() as f:
+    with published("winogender/occupations-stats.tsv").open() as f:
         bls = {
             r["occupation"]: float(r["bls_pct_female"]) for r in csv.DictReader(f, delimiter="\t")
         }
     assert len(bls) == 60
     for d in winogender:
         assert d["bls_pct_female"] == bls[d["occupation"]]
-    card = (DATA_DIR / "winogender" / "README.md").read_text()
+    card = (data_dir() / "winogender" / "README.md").read_text()
     assert "Rudinger" in card and "89 of the 120 templates" in card and "178 prompts" in card
 
 
 def test_a_template_without_the_participant_fails_the_build(tmp_path):
-    folder = tmp_path / "source"
-    shutil.copytree(WINOGENDER_SOURCE, folder)
+    folder = copy_of_sources(tmp_path / "source", "winogender")
     text = (folder / "templates.tsv").read_text()
     broken = text.replace("told the $PARTICIPANT that $NOM", "told $PARTICIPANT that $NOM", 1)
     (folder / "templates.tsv").write_text(broken)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import DATA_DIR, upstream
+from lftf_tasks import data_dir, upstream
 
 from .task_utils import load_task_utils
 
@@ -92,7 +92,7 @@ def test_exported_utils_scores_and_fits_like_the_plugin(exported):
     spec.loader.exec_module(theirs)
     ours = load_task_utils("genbiaseval")
     rng = random.Random(0)
-    with (DATA_DIR / "genbiaseval" / "test.jsonl").open() as f:
+    with (data_dir() / "genbiaseval" / "test.jsonl").open() as f:
         docs = [json.loads(line) for line in f][:200]
     items = {}
     for doc in docs:

@@ -6,7 +6,6 @@ import torch
 
 from lftf_tasks.axis import BUILTIN_AXES, load_axis
 from lftf_tasks.hooks import TaskHooks
-from lftf_tasks.paths import DATA_DIR
 from lftf_tasks.slopes import SLOPE_METRICS
 from lftf_train.scoring import bias_scores, group_logprobs, hint_scores, prompt_bias, slope_scores
 
@@ -19,7 +18,7 @@ def _hooks(axis):
     """The lm-eval hooks: the shipped task folder's generated utils.py, or a spec's own."""
     if axis.name in BUILTIN_AXES:
         return load_task_utils(axis.bias_task)
-    return TaskHooks(axis, DATA_DIR)
+    return TaskHooks(axis)
 
 
 def _random_logits(n: int, word_ids: list[int], seed: int) -> torch.Tensor:
