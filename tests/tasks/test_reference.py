@@ -288,3 +288,18 @@ def test_plain_lm_eval_builds_the_data_through_the_task_hooks(
     proc = _run(cmd, dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((fresh / "data").iterdir())) == 1
+
+
+def test_lftf_train_without_the_data_stops_before_any_model_with_one_error(
+    fresh, monkeypatch, capsys, tmp_path
+):
+    from lftf_train import cli
+
+    monkeypatch.setenv("LFTF_REFERENCE_URL", "http://127.0.0.1:9/{name}")
+    out = tmp_path / "loc"
+    assert cli.main(["locate", "--model", "no/such-model", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"lftf-train: error: lftf needs {len(reference.SOURCES)} published" in err
+    assert "Traceback" not in err
+    assert "no/such-model" not in err  # the model was never looked for
+    assert not out.exists()
