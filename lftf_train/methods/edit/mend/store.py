@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from lftf_tasks.outputs import remove_stale_temporaries, temporary_prefix
 from lftf_train.models import cache_root
 
 EDITOR_FILE = "mend_editor.safetensors"
@@ -42,7 +43,8 @@ def save_editor(folder: Path, editor, record: dict) -> None:
     """The editor's weights and statistics, and its training record, written whole or not
     at all (a temporary folder renamed into place)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    remove_stale_temporaries(folder.parent)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temporary_prefix(folder.name)))
     try:
         write_editor(tmp, editor, record)
         if folder.exists():
