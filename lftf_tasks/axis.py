@@ -87,7 +87,11 @@ class Axis:
 
     @functools.cached_property
     def split_sizes(self) -> dict:
-        """scale -> (train, dev, test) counts."""
+        """scale -> (train, dev, test) counts. Explicit counts are known without reading
+        the professions (``build_bias`` checks them against the professions' number)."""
+        if self.subject_list is None and "split_sizes" in self.split_spec:
+            sizes = self.split_spec["split_sizes"]
+            return {scale: tuple(sizes.get(scale, ())) for scale in self.templates}
         return _split_sizes(self.split_spec, self.templates, len(self.subjects), self.source)
 
     def split_size(self, split: str) -> int:
@@ -318,6 +322,7 @@ def build_bias(axis: Axis) -> list[dict]:
     """Every subject x template prompt with its split, split per scale by a seeded shuffle."""
     records = []
     scores = subject_scores(axis)
+    _split_sizes(axis.split_spec, axis.templates, len(axis.subjects), axis.source)
     for scale, templates in axis.templates.items():
         scale_records = [
             {

@@ -143,3 +143,20 @@ def test_a_json_spec_loads_like_yaml(tmp_path):
     assert axis.labels == ["summer", "winter", "spring"] and axis.bias_task == "season_biaseval"
     assert axis.choices == ["summer", "winter", "snow", "spring"]
     assert len(build_bias(axis)) == 6 * 3
+
+
+def test_naming_an_axis_and_its_split_sizes_reads_no_published_file(tmp_path, monkeypatch):
+    """Task names, configs and --help need the spec only; the professions are read when
+    prompts are built."""
+    from lftf_tasks import axis as axis_module
+
+    monkeypatch.delenv("LFTF_REFERENCE_DIR", raising=False)
+    monkeypatch.setenv("LFTF_CACHE", str(tmp_path))
+    monkeypatch.setenv("LFTF_REFERENCE_URL", "http://127.0.0.1:9/{name}")
+    axis_module._load_axis.cache_clear()
+    try:
+        gender = axis_module.load_axis("gender")
+        assert gender.split_size("train") == 943 and gender.uses_professions
+        assert not list(tmp_path.iterdir())
+    finally:
+        axis_module._load_axis.cache_clear()
