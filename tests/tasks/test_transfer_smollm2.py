@@ -57,7 +57,9 @@ def test_pair_log_likelihoods_equal_a_direct_computation(run, smollm2):
         direct = [
             continuation_logprob(model, tok, doc["context"], " " + doc[k]) for k in ("pro", "anti")
         ]
-        assert logged == pytest.approx(direct, abs=1e-4)
+        # lm-eval sums float32 log-softmaxes (~1e-5 each), the direct path float64 ones:
+        # over an ending of ~15 tokens they differ by up to ~1.5e-4 on this machine
+        assert logged == pytest.approx(direct, abs=5e-4)
         assert s["ll_diff"] == pytest.approx(logged[0] - logged[1], abs=1e-9)
         assert s["pct_pro"] == float(logged[0] > logged[1])
     share = sum(s["pct_pro"] for s in samples) / LIMIT
