@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from lftf_train.families import max_positions
 from lftf_train.scoring import contiguous_head_input, encode
 
 ASSETS = Path(__file__).parent / "assets"
@@ -55,10 +56,14 @@ def agreement_and_kl(reference: torch.Tensor, other: torch.Tensor) -> dict[str, 
 def perplexity(model, tokenizer, text: str, context: str = "", window: int = 1024) -> float:
     """Token perplexity of ``text`` (after an optional ``context`` that is not scored).
 
-    The text is scored in consecutive windows of ``window`` tokens, each after the context.
+    The text is scored in consecutive windows of ``window`` tokens, each after the context,
+    fewer where the model has fewer positions.
     """
     device = next(model.parameters()).device
     context_ids = tokenizer(context, add_special_tokens=False).input_ids if context else []
+    limit = max_positions(model)
+    if limit is not None:
+        window = min(window, limit - len(context_ids))
     ids = tokenizer(text).input_ids
     nll, count = 0.0, 0
     for start in range(0, len(ids), window):

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from lftf_tasks.outputs import command_line
-from lftf_train.config import LocateConfig
+from lftf_train.config import ConfigError, LocateConfig
 from lftf_train.registry import get_method, methods
 
 EXAMPLES = """\
@@ -104,7 +104,12 @@ def _evaluation_flags(parser, with_evaluate: bool = True) -> None:
             help="lm-eval on the axis's tasks before and after, the output loaded as saved "
             "(peft=); printed side by side and written to summary.md (`run` always does).",
         )
-    g.add_argument("--limit", type=int, help="lm-eval --limit per task (quick, not comparable).")
+    g.add_argument(
+        "--limit",
+        type=int,
+        help="lm-eval's --limit: at most N docs of each task in the evaluation (quick, not "
+        "comparable). It counts no training prompts or edits (edit: --edits).",
+    )
     g.add_argument(
         "--general-tasks",
         default="",
@@ -232,8 +237,9 @@ def _main(argv: list[str]) -> int:
     try:
         config = config_from_args(args)
         plan = _plan(args, config)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
+    except (ValueError, FileNotFoundError) as err:  # one line, before any work
+        print(f"lftf-train {args.command}: {_refusal(args, err)}", file=sys.stderr)
+        return 2
     out_dir = args.output_dir or Path("outputs") / args.command / Path(config.model).name
 
     from lftf_tasks.reference import ReferenceDataError
@@ -267,6 +273,38 @@ def _fetch_data(config) -> None:
         data_dir()
 
 
+def _refusal(args, err: Exception) -> str:
+    """What was refused, in the words of the command line: a config field's error names the
+    flag and the value given (``--edits 100000: ...``), not the dataclass field."""
+    if not isinstance(err, ConfigError):
+        return str(err)
+    flag = "--" + err.field.replace("_", "-")
+    given = getattr(args, err.field, None)
+    if given is None:  # the default, or a value from --config
+        return f"{flag}: {err.why}"
+    shown = " ".join(map(str, given)) if isinstance(given, list) else given
+    return f"{flag} {shown}: {err.why}"
+
+
+def _check_limit(args, config) -> None:
+    """--limit is lm-eval's docs per task. It used to be edit's number of edits (now
+    --edits), so an old `edit --limit 6` would edit all 943 requests: refused, as is a
+    --limit where nothing is evaluated."""
+    if args.limit is None:
+        return
+    if args.command == "edit" and config.edits is None:
+        raise ValueError(
+            f"--limit {args.limit}: --limit is lm-eval's docs-per-task limit; the number of "
+            f"edits is --edits (--edits {args.limit} for {args.limit} edits; --evaluate "
+            "--limit N with --edits for a quick evaluation)"
+        )
+    if args.command not in ("run", "report") and not args.evaluate:
+        raise ValueError(
+            f"--limit {args.limit}: --limit is lm-eval's docs per task, and nothing is "
+            "evaluated without --evaluate"
+        )
+
+
 def _plan(args, config):
     """What the command will do, with every argument checked before any work: a function
     of the output folder."""
@@ -278,7 +316,8 @@ def _plan(args, config):
     if args.command == "sweep":
         lrs = [float(x) for x in args.lrs.split(",")]
         return lambda out: pipeline.run_sweep(config, lrs, out, args.overwrite)
-    evaluation = _evaluation(args)  # checks --include-path before any work
+    evaluation = _evaluation(args)  # checks --limit and --include-path before any work
+    _check_limit(args, config)
     if args.command == "report":
         from lftf_train import report
 

@@ -61,8 +61,66 @@ def _fields(cls) -> tuple:
     return dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
 
 
+class ConfigError(ValueError):
+    """A field's value that cannot be meant: ``field`` names it and ``why`` says what to give,
+    so that the CLI can say it with the field's flag (``--edits 100000: ...``)."""
+
+    def __init__(self, owner: str, name: str, why: str):
+        super().__init__(f"{owner}.{name}: {why}")
+        self.owner, self.field, self.why = owner, name, why
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def train_requests(axis) -> int:
+    """How many prompts the axis's train split holds (943 for gender), read off the spec's
+    split sizes: a count drawn from that split is checked without building any prompt."""
+    return sum(train for train, _, _ in axis.split_sizes.values())
+
+
+class Checks:
+    """The checks a config's ``__post_init__`` runs: each fails early naming the field, so a
+    value that cannot be meant stops before any model is loaded, in the CLI as in the API."""
+
+    @classmethod
+    def _fail(cls, name: str, why: str):
+        raise ConfigError(cls.__name__, name, why)
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                self._fail(name, f"must be a positive integer, got {value!r}")
+
+    def _above_zero(self, *names: str) -> None:
+        """Rates, norms and factors of which 0 or less would do nothing (or the opposite)."""
+        for name in names:
+            value = getattr(self, name)
+            if not _is_number(value) or not value > 0:
+                self._fail(name, f"must be > 0, got {value!r}")
+
+    def _non_negative(self, *names: str) -> None:
+        """Weights of optional terms and penalties: 0 turns the term off."""
+        for name in names:
+            value = getattr(self, name)
+            if not _is_number(value) or not value >= 0:
+                self._fail(name, f"must be >= 0, got {value!r}")
+
+    def _count(self, name: str, available: int, why: str) -> None:
+        """A count of things of which ``available`` exist: 1..available, else ``why``."""
+        value = getattr(self, name)
+        if not _is_int(value) or not 1 <= value <= available:
+            self._fail(name, why)
+
+
 @dataclass
-class RunConfig:
+class RunConfig(Checks):
     """What every method's run needs: which model, which bias axis, seed and precision."""
 
     model: str = option(
@@ -108,15 +166,17 @@ class RunConfig:
                 self._fail(f.name, f"choose from {choices}, got {value!r}")
         self._positive("eval_batch_size")
 
-    @classmethod
-    def _fail(cls, name: str, why: str):
-        raise ValueError(f"{cls.__name__}.{name}: {why}")
-
-    def _positive(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                self._fail(name, f"must be a positive integer, got {value!r}")
+    def _train_count(self, name: str, spare: int = 0, note: str = "") -> None:
+        """A count of requests drawn from the axis's train split: 1..its size (less
+        ``spare``), refused here rather than cut to the split after the model has loaded."""
+        axis = self.load_axis()
+        available = train_requests(axis)
+        self._count(
+            name,
+            available - spare,
+            f"the {axis.name} axis's train split has {available} requests; "
+            f"give 1..{available - spare}{note}",
+        )
 
     def load_axis(self):
         from lftf_tasks.axis import load_axis
@@ -184,12 +244,14 @@ class LocateConfig(RunConfig):
         group="locating",
     )
     locate_prompts: int = option(
-        100, "GenBiasEval-train prompts sampled for BMI (paper: 100).", group="locating"
+        100,
+        "GenBiasEval-train prompts sampled for BMI, 1..943 for gender (paper: 100).",
+        group="locating",
     )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive("locate_prompts")
+        self._train_count("locate_prompts")
 
 
 @dataclass
@@ -235,6 +297,8 @@ class ValueConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive("v_num_grad_steps", "cov_tokens")
+        self._above_zero("v_lr", "clamp_norm_factor")
+        self._non_negative("v_weight_decay", "kl_factor", "mom2_update_weight")
 
 
 def parse_layer_sets(value: Any) -> list[list[int]]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from lftf_tasks.axis import Axis
 from lftf_train import data
-from lftf_train.families import block_parts, text_config
+from lftf_train.families import block_parts, max_positions, text_config
 from lftf_train.models import cache_root
 from lftf_train.scoring import encode, word_token_id
 
@@ -48,6 +48,21 @@ def requests(
         before = template[: template.index("{subject}")]
         out.append(Request(prompt=r["prompt"], subject=subject, phrase=before + subject))
     return out if limit is None else random.Random(seed).sample(out, min(limit, len(out)))
+
+
+def sampled_length(model, prompt_tokens: int, wanted: int) -> int:
+    """How many tokens to sample after a prompt of ``prompt_tokens``: ``wanted``, cut so that
+    prompt and sample fit in the model's positions (``generate`` past a table of positions,
+    as GPT-2's, GPT-J's or OPT's, dies with an IndexError)."""
+    limit = max_positions(model)
+    if limit is None:
+        return wanted
+    if prompt_tokens >= limit:
+        raise ValueError(
+            f"a prompt of {prompt_tokens} tokens leaves nothing to sample: the model has "
+            f"{limit} positions"
+        )
+    return min(wanted, limit - prompt_tokens)
 
 
 def word_ids(tokenizer, words: list[str]) -> list[int]:
@@ -173,7 +188,8 @@ def second_moments(model, tokenizer, texts: list[str], layers: list[int], max_to
     """{layer: C}, C = (1/N) sum over the N tokens of ``texts`` of k k^T, k the layer's
     down-projection input: the uncentred second moment ROME and MEMIT take over Wikipedia
     (float64, on the CPU). One pass for all layers; each text is cut into windows of
-    ``max_tokens`` tokens."""
+    ``max_tokens`` tokens, fewer if the model has fewer positions."""
+    max_tokens = min(max_tokens, max_positions(model) or max_tokens)
     modules = {layer: mlp_out(model, layer) for layer in layers}
     device = next(model.parameters()).device
     totals, count, seen = {}, 0, {}
@@ -231,7 +247,8 @@ def context_templates(model, tokenizer, length_params, seed: int) -> list[str]:
     for length, n_gen in length_params:
         for word in SEED_WORDS:
             ids = tokenizer([word] * (n_gen // 5), return_tensors="pt").to(device)
-            new = max(length - ids.input_ids.shape[1], 1)
+            prompt = ids.input_ids.shape[1]
+            new = sampled_length(model, prompt, max(length - prompt, 1))
             out = model.generate(
                 **ids, do_sample=True, top_k=5, max_new_tokens=new, pad_token_id=pad
             )
@@ -255,10 +272,18 @@ def subject_offsets(tokenizer, texts: list[str], subject: str) -> list[int]:
     return offsets
 
 
-def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -> list[str]:
+CORPUS_ROWS = 128  # samples per generate call
+
+
+def corpus(
+    model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000, rows: int = CORPUS_ROWS
+) -> list[str]:
     """Text for the keys' second moment: sampled from the model itself (top-k 5, seeded),
-    cached under the lftf cache folder. The reference uses Wikipedia, which is not here."""
-    key = hashlib.sha256(f"corpus-v3|{model_id}|{seed}|{n_tokens}".encode()).hexdigest()[:12]
+    ``rows`` samples at a time, each as long as the model's positions allow, cached under
+    the lftf cache folder. The reference uses Wikipedia, which is not here."""
+    name = f"corpus-v3|{model_id}|{seed}|{n_tokens}"  # the key from before rows could be set
+    name += "" if rows == CORPUS_ROWS else f"|{rows}"
+    key = hashlib.sha256(name.encode()).hexdigest()[:12]
     path = cache_root() / "corpus" / f"{key}.txt"
     if path.exists():
         return path.read_text(encoding="utf-8").split("\n\x1e\n")
@@ -267,11 +292,11 @@ def corpus(model, tokenizer, model_id: str, seed: int, n_tokens: int = 20_000) -
     starts = ["The", "Therefore", "Because", "I", "You", "In", "When", "A", "It", "We"]
     device = next(model.parameters()).device
     texts, tokens = [], 0
-    rows = 128
-    new = n_tokens // rows + 8  # one batch usually suffices: no sample may stop early
+    wanted = n_tokens // rows + 8  # one batch, if the positions allow: none may stop early
     while tokens < n_tokens:
         batch = encode(tokenizer, [rng.choice(starts) for _ in range(rows)], device)
         batch.pop("position_ids")
+        new = sampled_length(model, batch["input_ids"].shape[1], wanted)
         out = model.generate(
             **batch,
             do_sample=True,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from lftf_tasks.axis import Axis
 from lftf_tasks.slopes import SLOPE_METRICS
+from lftf_train.config import Checks
 
 
 class _QuietCustomDatasetNote(logging.Filter):
@@ -32,12 +33,17 @@ def _task_manager(with_lm_eval_tasks: bool, include_path: tuple[str, ...] = ()):
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Checks):
     """What lm-eval runs besides the axis's own tasks, for `run` and `report`."""
 
     limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
     general_tasks: list[str] = field(default_factory=list)  # e.g. mmlu,hellaswag
     include_path: list[str] | None = None  # a user's task folders, e.g. for general_tasks
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            why = "lm-eval's docs per task: give 1 or more (or leave it unset for every doc)"
+            self._count("limit", float("inf"), why)
 
     def tasks(self, axis: Axis) -> list[str]:
         return [axis.bias_task, axis.hint_task, *transfer_tasks(axis), *self.general_tasks]

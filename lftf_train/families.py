@@ -68,6 +68,22 @@ def text_config(model):
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
+# Where configs give the positions a model has: Llama's and OPT's max_position_embeddings,
+# GPT-2's and GPT-J's n_positions (older GPT-2 configs also n_ctx).
+POSITION_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx")
+
+
+def max_positions(model) -> int | None:
+    """How many positions the model has, or None where its config names none. A model with
+    a table of positions (GPT-2, GPT-J, OPT) fails with an IndexError past its end."""
+    config = text_config(model)
+    for name in POSITION_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def num_blocks(model) -> int:
     return text_config(model).num_hidden_layers
 

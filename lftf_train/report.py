@@ -29,7 +29,7 @@ from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, 
 from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import capability, models, plots
 from lftf_train.api import debias
-from lftf_train.config import LocateConfig, _csv, option
+from lftf_train.config import Checks, LocateConfig, _csv, option, train_requests
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
     TRANSFER_COLUMNS,
@@ -66,7 +66,7 @@ REPORT = "report"
 
 
 @dataclass
-class ReportSettings:
+class ReportSettings(Checks):
     """What the rows' overrides read besides the base config (model, seed, dtype, BMI
     source): each field is a `lftf-train report` flag."""
 
@@ -101,7 +101,8 @@ class ReportSettings:
     )
     edit_limit: int = option(
         6,
-        "sequential edits of each knowledge-editor row (CPU-sized; `lftf-train edit` runs all 943)",
+        "sequential edits of each knowledge-editor row, 1..943 (CPU-sized; `lftf-train edit` "
+        "runs all 943); not --limit, which is lm-eval's docs per task",
         group=REPORT,
     )
     mend_steps: int | None = option(
@@ -128,6 +129,23 @@ class ReportSettings:
         self.dama_ranks = [int(r) for r in _csv(self.dama_ranks)]
         self.rows = None if self.rows is None else list(_csv(self.rows))
         self.general_tasks = list(self.general_tasks)
+        if not self.seeds:
+            self._fail("seeds", "at least one seed, e.g. '1,2,3,4,5'")
+        if not self.dama_ranks or min(self.dama_ranks) < 1:
+            self._fail("dama_ranks", "projection ranks of 1 or more, e.g. '8' or '8,16,32'")
+        self._above_zero("tuned_lr", "transfer_lr")
+        self._positive("tuned_epochs", "transfer_epochs", "fpft_epochs")
+        self._non_negative("transfer_kl", "transfer_anchor")
+        if self.fpft_lr is not None:
+            self._above_zero("fpft_lr")
+        if self.mend_steps is not None:
+            self._positive("mend_steps")
+
+    def check_counts(self, axis: Axis) -> None:
+        """Counts drawn from the axis's train split: 1..its size (943 for gender)."""
+        n = train_requests(axis)
+        why = f"the {axis.name} axis's train split has {n} requests; give 1..{n}"
+        self._count("edit_limit", n, why)
 
 
 def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings:
@@ -147,6 +165,7 @@ def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings
         general_tasks=evaluation.general_tasks,
         include_path=evaluation.include_path,
     )
+    settings.check_counts(axis)
     labels = row_labels(axis)
     unknown = [r for r in settings.rows or [] if r not in labels]
     if unknown:

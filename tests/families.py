@@ -46,9 +46,13 @@ MOE_FAMILIES = ("mixtral", "qwen2_moe")
 BPE_FAMILIES = ("qwen2",)
 
 
-def tiny_model(family: str, tokenizer):
+def tiny_model(family: str, tokenizer, positions: int = 256):
+    """A random model of ``family`` with ``positions`` positions (n_positions for GPT-2 and
+    GPT-J, max_position_embeddings for the others)."""
     cls, kwargs = FAMILIES[family]
+    if "n_positions" in kwargs:
+        kwargs = {**kwargs, "n_positions": positions}
     ids = {k: tokenizer.eos_token_id for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
-    config = cls(vocab_size=len(tokenizer), max_position_embeddings=256, **kwargs, **ids)
+    config = cls(vocab_size=len(tokenizer), max_position_embeddings=positions, **kwargs, **ids)
     torch.manual_seed(0)
     return T.AutoModelForCausalLM.from_config(config).eval()

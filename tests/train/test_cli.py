@@ -106,10 +106,10 @@ def test_existing_output_is_refused_unless_overwrite(trained, capsys):
         (["--model", "/no/such/model"], "no such folder"),
         (["--model", "/no/such/model.gguf"], "GGUF file /no/such/model.gguf does not exist"),
         (["--blocks", "4"], "out of range: this model has 4 blocks, 0..3"),
-        (["--modules", "ffn"], "LFTFConfig.modules"),
-        (["--lr", "-1"], "LFTFConfig.lr"),
-        (["--axis", "no_such_axis"], "LFTFConfig.axis"),
-        (["--terms", "they"], "LFTFConfig.terms"),
+        (["--modules", "ffn"], "--modules ffn: choose one or both"),
+        (["--lr", "-1"], "--lr -1.0: must be > 0"),
+        (["--axis", "no_such_axis"], "--axis no_such_axis: axis 'no_such_axis'"),
+        (["--terms", "they"], "--terms they: choose groups"),
     ],
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):
@@ -294,3 +294,91 @@ def test_run_refuses_a_missing_include_path_before_any_work(tiny_llama, tmp_path
     code, _, err = lftf_train(capsys, *argv, tmp_path / "o")
     assert code == 2 and "--include-path /no/such/tasks: no such folder" in err
     assert not (tmp_path / "o").exists()
+
+
+# --- bad numbers are refused before any work, in one line that names the flag
+
+TRAIN = "the gender axis's train split has 943 requests; give 1..943"
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["edit", "--edits", "100000"],
+            f"lftf-train edit: --edits 100000: {TRAIN} (or leave it unset for all)",
+        ),
+        (["edit", "--edits", "0"], f"lftf-train edit: --edits 0: {TRAIN}"),
+        (["dama", "--requests", "944"], f"lftf-train dama: --requests 944: {TRAIN}"),
+        (
+            ["locate", "--locate-prompts", "944"],
+            f"lftf-train locate: --locate-prompts 944: {TRAIN}",
+        ),
+        (["report", "--edit-limit", "944"], f"lftf-train report: --edit-limit 944: {TRAIN}"),
+        (
+            ["edit", "--editor", "mend", "--mend-val-requests", "943"],
+            "lftf-train edit: --mend-val-requests 943: the gender axis's train split has 943 "
+            "requests; give 1..942 (the rest are trained on)",
+        ),
+        (["dama", "--ranks", "0"], "lftf-train dama: --ranks 0: a projection rank is 1 or more"),
+        (["dama", "--ranks", "0,8"], "lftf-train dama: --ranks 0,8: a projection rank is 1"),
+        (["dama", "--v-lr", "0"], "lftf-train dama: --v-lr 0.0: must be > 0"),
+        (["finetune", "--epochs", "0"], "lftf-train finetune: --epochs 0: must be a positive"),
+        (["finetune", "--batch-size", "0"], "lftf-train finetune: --batch-size 0: "),
+        (["finetune", "--lora-r", "0"], "lftf-train finetune: --lora-r 0: "),
+        (["finetune", "--weight-decay", "-1"], "lftf-train finetune: --weight-decay -1.0: "),
+        (["sweep", "--epochs", "0"], "lftf-train sweep: --epochs 0: "),
+        (["edit", "--mend-lr", "0"], "lftf-train edit: --mend-lr 0.0: must be > 0"),
+        (["edit", "--cov-tokens", "0"], "lftf-train edit: --cov-tokens 0: "),
+        (["report", "--tuned-epochs", "0"], "lftf-train report: --tuned-epochs 0: "),
+        (["report", "--dama-ranks", "0"], "lftf-train report: --dama-ranks 0: "),
+        (
+            ["edit", "--limit", "6"],
+            "lftf-train edit: --limit 6: --limit is lm-eval's docs-per-task limit; the number "
+            "of edits is --edits",
+        ),
+        (["edit", "--limit", "6", "--evaluate"], "lftf-train edit: --limit 6: --limit is lm-eval's"),
+        (
+            ["dama", "--limit", "4"],
+            "lftf-train dama: --limit 4: --limit is lm-eval's docs per task, and nothing is "
+            "evaluated without --evaluate",
+        ),
+        (
+            ["edit", "--edits", "2", "--evaluate", "--limit", "0"],
+            "lftf-train edit: --limit 0: lm-eval's docs per task: give 1 or more",
+        ),
+        (["run", "--limit", "-1"], "lftf-train run: --limit -1: lm-eval's docs per task"),
+        (["report", "--limit", "0"], "lftf-train report: --limit 0: lm-eval's docs per task"),
+    ],
+)
+def test_bad_numbers_are_refused_in_one_line_before_any_model_loads(
+    argv, line, tmp_path, capsys, monkeypatch
+):
+    from lftf_train import models
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(models, "load", no_load)
+    start = time.perf_counter()
+    code, out, err = lftf_train(capsys, *argv, "--output-dir", tmp_path / "o")
+    assert time.perf_counter() - start < 5
+    assert code == 2 and err.startswith(line), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_limit_with_edits_and_evaluate_is_not_refused(capsys):
+    args = cli.build_parser().parse_args(["edit", "--edits", "2", "--evaluate", "--limit", "4"])
+    plan = cli._plan(args, cli.config_from_args(args))
+    assert callable(plan)
+
+
+def test_help_says_what_each_counting_flag_counts(capsys):
+    _, out, _ = lftf_train(capsys, "edit", "--help")
+    text = " ".join(out.split())
+    assert "The number of edits: this many of the axis's train requests (1..943 for gender)" in text
+    assert "lm-eval's --limit: at most N docs of each task in the evaluation" in text
+    assert "It counts no training prompts or edits (edit: --edits)" in text
+    _, out, _ = lftf_train(capsys, "report", "--help")
+    assert "not --limit, which is lm-eval's docs per task" in " ".join(out.split())

@@ -5,6 +5,7 @@ equal to what was trained."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -16,7 +17,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from lftf_train import LFTFConfig, cli, debias
-from lftf_train.families import block_parts
+from lftf_train.capability import perplexity
+from lftf_train.editing import context_templates, corpus, second_moments
+from lftf_train.families import block_parts, max_positions
 from lftf_train.scoring import score_prompts
 
 from ..families import BPE_FAMILIES, FAMILIES, MOE_FAMILIES, tiny_model
@@ -188,3 +191,68 @@ def _request(context: str, continuation: str):
     from lm_eval.api.instance import Instance
 
     return Instance("loglikelihood", {}, (context, continuation), 0)
+
+
+# --- sampled text fits the model: GPT-2, GPT-J and OPT index a table of positions, and
+# asking for one past its end (in generate or a forward) is an IndexError
+
+SHORT = ("gpt2", "gptj", "opt")
+
+
+@pytest.fixture(scope="module")
+def short(tokenizer):
+    """family -> a tiny random model of it with 128 positions (built once per module)."""
+    models = {}
+
+    def get(family):
+        if family not in models:
+            models[family] = tiny_model(family, tokenizer, positions=128)
+            assert max_positions(models[family]) == 128
+        return models[family]
+
+    return get
+
+
+@pytest.mark.parametrize("family", SHORT)
+def test_the_sampled_corpus_fits_the_model_s_positions(family, short, tokenizer):
+    """The text of ROME's and MEMIT's second moment, DAMA's whitening and MEND's locality
+    loss: 500 tokens in 4 rows ask for 133 new tokens a row after the first word, more than
+    128 positions hold."""
+    texts = corpus(short(family), tokenizer, f"short-{family}", seed=0, n_tokens=500, rows=4)
+    assert sum(len(tokenizer(t).input_ids) for t in texts) >= 500
+
+
+@pytest.mark.parametrize("family", SHORT)
+def test_second_moments_read_windows_that_fit_the_model_s_positions(family, short, tokenizer):
+    model = short(family)
+    text = " ".join(["The nurse smiled because she was tired."] * 50)  # 400 tokens
+    moments = second_moments(model, tokenizer, [text], [1, 2])  # windows of 256 asked for
+    cut = second_moments(model, tokenizer, [text], [1, 2], max_tokens=128)
+    assert all(torch.equal(moments[b], cut[b]) for b in (1, 2))
+
+
+@pytest.mark.parametrize("family", SHORT)
+def test_context_prefixes_longer_than_the_model_s_positions_are_cut_to_fit(
+    family, short, tokenizer
+):
+    templates = context_templates(short(family), tokenizer, ((200, 5),), seed=0)
+    assert len(templates) == 6 and templates[0] == "{}"
+    assert all(t.endswith(". {}") for t in templates[1:])
+
+
+@pytest.mark.parametrize("family", SHORT)
+def test_perplexity_scores_windows_that_fit_the_model_s_positions(family, short, tokenizer):
+    text = " ".join(["The nurse smiled because she was tired."] * 50)
+    assert math.isfinite(perplexity(short(family), tokenizer, text, context="I said:"))
+
+
+@pytest.mark.slow
+def test_mend_edits_a_gpt2_with_128_positions_from_the_command_line(tokenizer, tmp_path):
+    """The command that died inside generate: the corpus of 20000 tokens at its default."""
+    path = tmp_path / "gpt2"
+    tiny_model("gpt2", tokenizer, positions=128).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    argv = ["edit", "--editor", "mend", "--edits", "2", "--mend-steps", "2"]
+    argv += ["--mend-val-requests", "2", "--model", str(path), "--output-dir", tmp_path / "o"]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "o" / "edits.json").exists()

@@ -49,8 +49,8 @@ class DAMAConfig(ValueConfig):
     )
     requests: int | None = option(
         None,
-        "Compute the values of this many of the axis's train requests, drawn with the seed "
-        "(default: all of them, 943 for gender, as the paper); fewer for a quick trial.",
+        "Compute the values of this many of the axis's train requests (1..943 for gender), "
+        "drawn with the seed (default: all of them, as the paper); fewer for a quick trial.",
         group="DAMA",
     )
     value_batch_size: int = option(
@@ -77,8 +77,12 @@ class DAMAConfig(ValueConfig):
             self.ranks = sorted({int(r) for r in _csv(_listify(self.ranks))})
         except (TypeError, ValueError):
             self._fail("ranks", f"integers such as '16' or '8,16,32', got {self.ranks!r}")
-        if not self.ranks or min(self.ranks) < 0:
-            self._fail("ranks", f"non-negative integers, got {self.ranks!r}")
+        if not self.ranks or min(self.ranks) < 1:
+            self._fail(
+                "ranks",
+                "a projection rank is 1 or more (rank 0 removes nothing: it is the original "
+                "model) and at most the hidden size; give e.g. '8' or '8,16,32'",
+            )
         if self.targets is None:
             words = [w for group in axis.groups for w in group.words]
             self.targets = [*words, NEUTRAL_TARGET]
@@ -91,8 +95,9 @@ class DAMAConfig(ValueConfig):
             except ValueError as err:
                 self._fail("layers", str(err))
         self._positive("value_batch_size")
+        self._non_negative("min_ub_ratio")
         if self.requests is not None:
-            self._positive("requests")
+            self._train_count("requests", note=" (or leave it unset for all)")
 
     def layer_sets(self, n_blocks: int) -> list[list[int]]:
         sets = [default_layers(n_blocks)] if self.layers == "auto" else self.layers

@@ -34,8 +34,9 @@ class EditConfig(MENDSettings, ValueConfig):
     )
     edits: int | None = option(
         None,
-        "Edit this many requests, drawn with the seed (default: all of the train split, 943 "
-        "for gender).",
+        "The number of edits: this many of the axis's train requests (1..943 for gender) are "
+        "edited one after another, drawn with the seed (default: all of the train split). Not "
+        "--limit, which is lm-eval's docs per task in the evaluation.",
         group="editing",
     )
     target: str = option(
@@ -72,10 +73,12 @@ class EditConfig(MENDSettings, ValueConfig):
             except ValueError as err:
                 self._fail("layers", f"one set of blocks such as '5' or '4-8' ({err})")
         if self.edits is not None:
-            self._positive("edits")
+            self._train_count("edits", note=" (or leave it unset for all)")
         if self.mom2_adjustment is None:
             self.mom2_adjustment = EDITORS[self.editor].mom2_adjustment
-        self.check_mend(self._fail)
+        self.check_mend()
+        if self.editor == "mend":  # MEND trains on every train request but those held out
+            self._train_count("mend_val_requests", spare=1, note=" (the rest are trained on)")
         if EDITORS[self.editor].needs_moments and not self.mom2_adjustment:
             self._fail("mom2_adjustment", f"{self.editor}'s update needs the keys' second moment C")
 

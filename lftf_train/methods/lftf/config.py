@@ -119,20 +119,20 @@ class LFTFConfig(LocateConfig):
             self._fail("terms", f"choose groups of the axis among {labels}, got {self.terms!r}")
         self.terms = sorted(set(terms), key=labels.index)
         self.blocks = self._parse_blocks(self.blocks)
-        self._positive("num_blocks", "epochs", "batch_size")
-        if not self.lr > 0:
-            self._fail("lr", f"must be > 0, got {self.lr!r}")
-        for name in ("kl_weight", "anchor_weight"):
-            if not getattr(self, name) >= 0:
-                self._fail(name, f"must be >= 0, got {getattr(self, name)!r}")
+        self._positive("num_blocks", "epochs", "batch_size", "lora_r", "lora_alpha")
+        self._above_zero("lr")
+        self._non_negative("kl_weight", "anchor_weight", "weight_decay", "lora_dropout")
+        if self.max_grad_norm is not None:
+            self._above_zero("max_grad_norm")
+        if self.patience is not None:
+            self._positive("patience")
+        if not self.lora_dropout < 1:
+            self._fail("lora_dropout", f"a probability below 1, got {self.lora_dropout!r}")
         if self.anchor_weight > 0 and self.load_axis().name not in ANCHOR_TEMPLATES:
             self._fail("anchor_weight", f"no anchor templates for the axis {self.axis!r}")
-        if not self.min_ub_ratio >= 0:
-            self._fail("min_ub_ratio", f"must be >= 0, got {self.min_ub_ratio!r}")
+        self._non_negative("min_ub_ratio")
         if self.patience is not None and self.select != "best_dev":
             self._fail("patience", "early stopping needs select='best_dev'")
-        if self.method == "lora" and self.lora_r < 1:
-            self._fail("lora_r", f"must be >= 1, got {self.lora_r}")
 
     def _parse_blocks(self, blocks: Any) -> Any:
         if blocks in ("auto", "all"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lftf_train.config import option
+from lftf_train.config import Checks, option
 
 MEND = "MEND (with --editor mend)"
 REFERENCE_RANK = 1920  # EasyEdit's rank for Llama-3.2-3B ...
@@ -15,7 +15,7 @@ REFERENCE_WIDTH = 3072 + 8192  # ... whose editor input is hidden + intermediate
 
 
 @dataclass
-class MENDSettings:
+class MENDSettings(Checks):
     mend_rank: int | None = option(
         None,
         "Rank of the editor network's layers; default: the reference's 1920 at Llama-3.2-3B's "
@@ -47,7 +47,10 @@ class MENDSettings:
         200, "Validate on the held-out requests every this many training edits.", group=MEND
     )
     mend_val_requests: int = option(
-        48, "Train requests held out for validation (never trained on).", group=MEND
+        48,
+        "Train requests held out for validation, never trained on (1..942 for gender: "
+        "at least one is trained on).",
+        group=MEND,
     )
     mend_patience: int = option(
         3, "Stop after this many validations without a better loss.", group=MEND
@@ -60,8 +63,9 @@ class MENDSettings:
         False, "Train the editor again even if the lftf cache holds one.", group=MEND
     )
 
-    def check_mend(self, fail) -> None:
-        for name in (
+    def check_mend(self) -> None:
+        """The counts, rates and weights of MEND's training (the methods of ``Checks``)."""
+        self._positive(
             "mend_steps",
             "mend_accumulation",
             "mend_val_every",
@@ -69,12 +73,11 @@ class MENDSettings:
             "mend_patience",
             "mend_loc_windows",
             "mend_loc_tokens",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(name, f"must be a positive integer, got {value!r}")
-        if self.mend_rank is not None and self.mend_rank < 1:
-            fail("mend_rank", f"must be a positive integer or None, got {self.mend_rank!r}")
+        )
+        if self.mend_rank is not None:
+            self._positive("mend_rank")
+        self._above_zero("mend_lr", "mend_alpha_lr", "mend_edit_weight")
+        self._non_negative("mend_loc_weight")
 
     def training_settings(self) -> dict:
         """The fields that decide a trained editor (its cache key), mend_retrain aside."""
