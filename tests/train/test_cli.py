@@ -337,7 +337,10 @@ TRAIN = "the gender axis's train split has 943 requests; give 1..943"
             "lftf-train edit: --limit 6: --limit is lm-eval's docs-per-task limit; the number "
             "of edits is --edits",
         ),
-        (["edit", "--limit", "6", "--evaluate"], "lftf-train edit: --limit 6: --limit is lm-eval's"),
+        (
+            ["edit", "--limit", "6", "--evaluate"],
+            "lftf-train edit: --limit 6: --limit is lm-eval's",
+        ),
         (
             ["dama", "--limit", "4"],
             "lftf-train dama: --limit 4: --limit is lm-eval's docs per task, and nothing is "
