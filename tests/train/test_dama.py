@@ -237,7 +237,7 @@ def test_cli_writes_the_adapter_the_record_and_the_dev_sweep(tiny_llama, tmp_pat
     [
         (["--layers", "9"], "out of range: the model has blocks 0..3"),
         (["--axis", "religion"], "stereotype slopes"),
-        (["--ranks", "x"], "DAMAConfig.ranks"),
+        (["--ranks", "x"], "--ranks x: integers such as"),
     ],
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):

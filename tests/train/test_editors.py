@@ -209,8 +209,8 @@ def test_cli_writes_every_edit_with_its_efficacy_and_provenance(tiny_llama, tmp_
     [
         (["--layers", "9"], "out of range: the model has blocks 0..3"),
         (["--editor", "memit", "--no-mom2-adjustment"], "needs the keys' second moment"),
-        (["--edits", "0"], "EditConfig.edits"),
-        (["--target", "they"], "EditConfig.target"),
+        (["--edits", "0"], "--edits 0: the gender axis's train split has 943"),
+        (["--target", "they"], "--target they: 'counter' or a group"),
     ],
 )
 def test_bad_input_is_a_clear_error(tiny_llama, tmp_path, capsys, args, message):
