@@ -10,6 +10,7 @@ lm_eval.simple_evaluate(model=..., tasks=["genbiaseval"], task_manager=task_mana
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,22 @@ from lftf_tasks.paths import TASKS_DIR
 
 __version__ = "0.1.0"
 __all__ = ["TASKS_DIR", "TASK_NAMES", "data_dir", "include_path", "include_paths", "task_manager"]
+
+
+class _QuietLmEvalNotes(logging.Filter):
+    """Two of lm-eval's notes that say nothing here, once per task: that a task with a
+    custom_dataset takes --metadata (ours all read files), and that a local general task
+    overrides lm-eval's Hub task of the same name (which is the point of it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "Custom kwargs can be passed" in text:
+            return False
+        return not ("overrides existing task" in text and "/capability/" in text)
+
+
+for _logger in ("lm_eval.api.task", "lm_eval.tasks._index"):
+    logging.getLogger(_logger).addFilter(_QuietLmEvalNotes())
 
 
 def data_dir() -> Path:
@@ -46,7 +63,8 @@ def include_path() -> str:
 
 
 def include_paths(user_paths: str | list[str] | None = None) -> list[str]:
-    """Our task folder followed by the user's own (a path, an os.pathsep list, or a list).
+    """Our task folder (and the local general tasks, if any) followed by the user's own (a
+    path, an os.pathsep list, or a list).
 
     lm-eval lets later folders override earlier ones, so a user's task of the same name wins.
     """
@@ -57,7 +75,15 @@ def include_paths(user_paths: str | list[str] | None = None) -> list[str]:
     for path in user_paths:
         if not Path(path).is_dir():
             raise FileNotFoundError(f"--include_path {path!r} is not a directory")
-    return [include_path(), *user_paths]
+    return [include_path(), *capability_paths(), *user_paths]
+
+
+def capability_paths() -> list[str]:
+    """lm-eval's MMLU, GSM8K, ... over local files, when ``LFTF_REFERENCE_DIR`` holds
+    them (``lftf_tasks.capability``); else none, and lm-eval's Hub tasks run untouched."""
+    from lftf_tasks import capability
+
+    return [str(capability.task_folder())] if capability.available() else []
 
 
 def task_manager(include_path: str | list[str] | None = None, **kwargs):

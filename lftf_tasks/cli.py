@@ -47,6 +47,23 @@ def _requested_tasks(argv: list[str]) -> list[str]:
     return [n.strip() for n in names if n.strip()]
 
 
+def _fetch_data(tasks: list[str]) -> None:
+    """The data of the requested tasks, before lm_eval loads a model: a missing or damaged
+    file is one clear error now, not a traceback from inside lm_eval later."""
+    from lftf_tasks import capability
+    from lftf_tasks.reference import ReferenceDataError, fetch
+
+    try:
+        if set(tasks) & set(TASK_NAMES):
+            from lftf_tasks.build import data_dir
+
+            data_dir()
+        if capability.available():
+            fetch(capability.sources_for(tasks))
+    except ReferenceDataError as err:
+        raise SystemExit(f"lftf-eval: error: {err}") from None
+
+
 def lftf_eval(argv: list[str] | None = None) -> None:
     """Run lm_eval's own CLI with our task folder merged into ``--include_path``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -59,15 +76,7 @@ def lftf_eval(argv: list[str] | None = None) -> None:
         paths = include_paths(user_paths)
     except FileNotFoundError as err:
         raise SystemExit(f"lftf-eval: {err}") from None
-    if set(_requested_tasks(argv)) & set(TASK_NAMES):
-        # our data first, before lm_eval loads a model: a missing file is one clear error
-        from lftf_tasks.build import data_dir
-        from lftf_tasks.reference import ReferenceDataError
-
-        try:
-            data_dir()
-        except ReferenceDataError as err:
-            raise SystemExit(f"lftf-eval: error: {err}") from None
+    _fetch_data(_requested_tasks(argv))
 
     import lm_eval.tasks
     from lm_eval.__main__ import cli_evaluate

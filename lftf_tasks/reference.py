@@ -132,6 +132,92 @@ SOURCES = {
 }
 
 
+# The general-ability benchmarks (lftf_tasks.capability): folder in the layout ->
+# (repository, commit, its folder in the repository, licence). Their sha256 are listed in
+# capability.sha256 (our list of what we expect, one line per file, as sha256sum writes it).
+_LLM_FOUNDRY = ("mosaicml/llm-foundry", "8c8dd48f72168c5d51e2f7b151595892a8fba43d")
+_CAPABILITY_FOLDERS = {
+    "mmlu/test": (
+        ("HaeChan0305/MLILAB-FedLLM", "d92730e8bacd7b3a61e551e015e40588e10234b4"),
+        "data/mmlu/test",
+        "mmlu/LICENSE.hendrycks-test",
+    ),
+    "mmlu/dev": (
+        ("HaeChan0305/MLILAB-FedLLM", "d92730e8bacd7b3a61e551e015e40588e10234b4"),
+        "data/mmlu/dev",
+        "mmlu/LICENSE.hendrycks-test",
+    ),
+    "gsm8k": (
+        ("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c"),
+        "grade_school_math/data",
+        "gsm8k/LICENSE",
+    ),
+    "humaneval": (
+        ("openai/human-eval", "6d43fb980f9fee3c892a914eda09951f772ad10d"),
+        "data",
+        "humaneval/LICENSE",
+    ),
+    "boolq": (_LLM_FOUNDRY, "scripts/eval/local_data/reading_comprehension", "boolq/LICENSE"),
+    "arc": (_LLM_FOUNDRY, "scripts/eval/local_data/world_knowledge", "arc/LICENSE"),
+    "winogrande": (
+        _LLM_FOUNDRY,
+        "scripts/eval/local_data/language_understanding",
+        "winogrande/LICENSE",
+    ),
+    "piqa": (
+        ("ybisk/ybisk.github.io", "21edab439af693b961be2f069e8690a88d3b4e37"),
+        "piqa/data",
+        "piqa/README.data.md",
+    ),
+    "gsm_plus": (
+        ("qtli/GSM-Plus", "3474129ec12fcd3e8ac08cb037aca1928efca98c"),
+        "dataset",
+        "gsm_plus/README.md",
+    ),
+}
+# files whose path in the repository is not <folder>/<name>
+_CAPABILITY_PATHS = {
+    "mmlu/LICENSE": (
+        ("HaeChan0305/MLILAB-FedLLM", _CAPABILITY_FOLDERS["mmlu/test"][0][1]),
+        "LICENSE",
+    ),
+    "mmlu/LICENSE.hendrycks-test": (
+        ("hendrycks/test", "0aff600098ffa002d8e9f1ffe4d6e05475edd28e"),
+        "LICENSE",
+    ),
+    "gsm8k/LICENSE": (_CAPABILITY_FOLDERS["gsm8k"][0], "LICENSE"),
+    "humaneval/LICENSE": (_CAPABILITY_FOLDERS["humaneval"][0], "LICENSE"),
+    "boolq/LICENSE": (_LLM_FOUNDRY, "LICENSE"),
+    "arc/LICENSE": (_LLM_FOUNDRY, "LICENSE"),
+    "winogrande/LICENSE": (_LLM_FOUNDRY, "LICENSE"),
+    "piqa/README.data.md": (_CAPABILITY_FOLDERS["piqa"][0], "piqa/data/README.md"),
+    "gsm_plus/README.md": (_CAPABILITY_FOLDERS["gsm_plus"][0], "README.md"),
+}
+
+
+def _capability_sources() -> dict[str, Source]:
+    out = {}
+    listing = Path(__file__).with_name("capability.sha256").read_text(encoding="utf-8")
+    for line in listing.splitlines():
+        sha256, name = line.split(maxsplit=1)
+        folder, file = name.rsplit("/", 1)
+        if name in _CAPABILITY_PATHS:
+            (repo, commit), path = _CAPABILITY_PATHS[name]
+            licence = (_CAPABILITY_FOLDERS.get(folder) or _CAPABILITY_FOLDERS[f"{folder}/test"])[2]
+        else:
+            (repo, commit), prefix, licence = _CAPABILITY_FOLDERS[folder]
+            path = f"{prefix}/{file}"
+        out[f"capability/{name}"] = Source(
+            f"capability/{name}", repo, commit, path, sha256, f"capability/{licence}"
+        )
+    return out
+
+
+# MMLU, GSM8K, HumanEval, ... (capability/<folder>/<file>): fetched only for those tasks.
+CAPABILITY_SOURCES = _capability_sources()
+_ALL_SOURCES = {**SOURCES, **CAPABILITY_SOURCES}
+
+
 def reference_dir() -> Path | None:
     """``$LFTF_REFERENCE_DIR``, if set."""
     value = os.environ.get("LFTF_REFERENCE_DIR")
@@ -222,7 +308,7 @@ def _download(source: Source) -> Path:
 
 def _missing_error(missing: dict[str, str]) -> ReferenceDataError:
     lines = "\n".join(
-        f"  {name}  from {SOURCES[name].url()} ({why})" for name, why in missing.items()
+        f"  {name}  from {_ALL_SOURCES[name].url()} ({why})" for name, why in missing.items()
     )
     return ReferenceDataError(
         f"lftf needs {len(missing)} published file(s) it has no verified copy of:\n{lines}\n"
@@ -236,12 +322,12 @@ def fetch(names=None) -> dict[str, Path]:
     """{name: verified local path} for ``names`` (default: every source), downloading what
     no local copy has. Raises one ReferenceDataError naming every file it could not get."""
     names = list(SOURCES if names is None else names)
-    unknown = [n for n in names if n not in SOURCES]
+    unknown = [n for n in names if n not in _ALL_SOURCES]
     if unknown:
-        raise KeyError(f"not a reference file: {unknown}; known: {sorted(SOURCES)}")
+        raise KeyError(f"not a reference file: {unknown}; known: {sorted(_ALL_SOURCES)}")
     found, to_download = {}, []
     for name in names:
-        path = _local(SOURCES[name])
+        path = _local(_ALL_SOURCES[name])
         if path is None:
             to_download.append(name)
         else:
@@ -250,7 +336,7 @@ def fetch(names=None) -> dict[str, Path]:
     for i, name in enumerate(to_download, start=1):
         print(f"lftf: fetching {name} ({i}/{len(to_download)})", file=sys.stderr)
         try:
-            found[name] = _download(SOURCES[name])
+            found[name] = _download(_ALL_SOURCES[name])
         except (OSError, ValueError, http.client.HTTPException) as err:  # offline, 404, cut off
             missing[name] = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
     if missing:
@@ -272,13 +358,13 @@ def source_files(folder: str, names, override: Path | None = None) -> dict[str, 
     return {n: found[f"{folder}/{n}"] for n in names}
 
 
-def copy_to(folder: Path) -> list[Path]:
-    """Every verified reference file copied into ``folder`` in the layout
+def copy_to(folder: Path, names=None) -> list[Path]:
+    """Every verified reference file (or ``names``) copied into ``folder`` in the layout
     ``LFTF_REFERENCE_DIR`` reads: for a machine without network."""
     import shutil
 
     written = []
-    for name, source in fetch().items():
+    for name, source in fetch(names).items():
         target = Path(folder) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -295,16 +381,22 @@ def main(argv: list[str] | None = None) -> int:
         "comes from.",
     )
     parser.add_argument("--copy-to", type=Path, help="also copy them into this folder")
+    parser.add_argument(
+        "--capability",
+        action="store_true",
+        help="also the general-ability benchmarks (MMLU, GSM8K, ...; 18.6 MB)",
+    )
     args = parser.parse_args(argv)
+    names = [*SOURCES, *(CAPABILITY_SOURCES if args.capability else ())]
     try:
-        found = fetch()
+        found = fetch(names)
         if args.copy_to:
-            copy_to(args.copy_to)
+            copy_to(args.copy_to, names)
     except ReferenceDataError as err:
         print(f"python -m lftf_tasks.reference: error: {err}", file=sys.stderr)
         return 2
     for name, local in found.items():
-        s = SOURCES[name]
+        s = _ALL_SOURCES[name]
         print(f"{s.sha256[:12]}  {name}  {s.repo}@{s.commit[:12]}:{s.path}  -> {local}")
     if args.copy_to:
         print(

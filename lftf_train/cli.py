@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lftf_tasks.outputs import command_line
 from lftf_train.config import ConfigError, LocateConfig
+from lftf_train.evaluate import DEFAULT_GENERAL_TASKS
 from lftf_train.registry import get_method, methods
 
 EXAMPLES = """\
@@ -113,8 +114,18 @@ def _evaluation_flags(parser, with_evaluate: bool = True) -> None:
     g.add_argument(
         "--general-tasks",
         default="",
-        help="lm-eval tasks run in the same harness call, e.g. mmlu,gsm8k,hellaswag (from "
-        "lm-eval's registry, which needs the hub, or from --include-path)",
+        help="lm-eval tasks run in the same harness call, e.g. "
+        f"{','.join(DEFAULT_GENERAL_TASKS)} (the paper's MMLU column, letters A-D, and its "
+        "cloze form, the signal on small models): lm-eval's own tasks, from the hub, or from "
+        "local copies when "
+        "LFTF_REFERENCE_DIR holds capability/ (mmlu, gsm8k, piqa, winogrande, ...), or "
+        "from --include-path",
+    )
+    g.add_argument(
+        "--general-limit",
+        type=int,
+        help="only the first N test docs of each subtask of the general tasks (e.g. 2 of "
+        "each of MMLU's 57 subjects; lm-eval's --samples); default: all. Ignored with --limit",
     )
     g.add_argument(
         "--include-path",
@@ -333,9 +344,11 @@ def _plan(args, config):
 def _evaluation(args):
     from lftf_train.evaluate import Evaluation
 
+    tasks = [] if args.general_tasks.strip().lower() == "none" else _csv(args.general_tasks)
     return Evaluation(
         limit=args.limit,
-        general_tasks=_csv(args.general_tasks),
+        general_tasks=tasks,
+        general_limit=args.general_limit,
         include_path=_paths(args.include_path),
     )
 

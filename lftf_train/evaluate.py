@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass, field
 
 from lftf_tasks.axis import Axis
 from lftf_tasks.slopes import SLOPE_METRICS
 from lftf_train.config import Checks
 
-
-class _QuietCustomDatasetNote(logging.Filter):
-    """lm-eval warns, once per task, that tasks with a custom_dataset take --metadata."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Custom kwargs can be passed" not in record.getMessage()
-
-
-logging.getLogger("lm_eval.api.task").addFilter(_QuietCustomDatasetNote())
+# The paper's MMLU column (letters A-D) and lm-eval's cloze form of it, the signal on small
+# models that sit at chance on letters (lftf_tasks.capability serves both offline).
+DEFAULT_GENERAL_TASKS = ("mmlu", "mmlu_continuation")
 
 
 @functools.lru_cache(maxsize=4)
@@ -39,11 +32,24 @@ class Evaluation(Checks):
     limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
     general_tasks: list[str] = field(default_factory=list)  # e.g. mmlu,hellaswag
     include_path: list[str] | None = None  # a user's task folders, e.g. for general_tasks
+    general_limit: int | None = None  # the first N docs of each general subtask (not --limit)
 
     def __post_init__(self) -> None:
         if self.limit is not None:
             why = "lm-eval's docs per task: give 1 or more (or leave it unset for every doc)"
             self._count("limit", float("inf"), why)
+        if self.general_limit is not None:
+            why = "docs of each general subtask: give 1 or more (or leave it unset for all)"
+            self._count("general_limit", float("inf"), why)
+
+    def lm_eval_kwargs(self) -> dict:
+        """What run_lm_eval takes from this evaluation, besides the model and tasks."""
+        return {
+            "limit": self.limit,
+            "include_path": self.include_path,
+            "general_tasks": self.general_tasks,
+            "general_limit": self.general_limit,
+        }
 
     def tasks(self, axis: Axis) -> list[str]:
         return [axis.bias_task, axis.hint_task, *transfer_tasks(axis), *self.general_tasks]
@@ -79,15 +85,48 @@ TRANSFER_COLUMNS = [
 
 
 def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
-    """One headline metric per general lm-eval task: ``<task>_acc`` and the like."""
+    """One headline metric per general lm-eval task, with its standard error:
+    ``<task>_acc`` and ``<task>_acc_stderr`` (``mmlu_acc``) and the like."""
     out = {}
     for task in tasks:
         metrics = results["results"].get(task, {})
         for key in ("acc,none", "acc_norm,none", "exact_match,strict-match", "exact_match,none"):
             if key in metrics:
-                out[f"{task}_{key.split(',')[0]}"] = metrics[key]
+                name, kind = key.split(",")
+                out[f"{task}_{name}"] = metrics[key]
+                stderr = metrics.get(f"{name}_stderr,{kind}")
+                if isinstance(stderr, float):
+                    out[f"{task}_{name}_stderr"] = stderr
                 break
     return out
+
+
+def subtasks(task_manager, name: str) -> list[str]:
+    """The tasks a name stands for in lm-eval's index (a group's or tag's members, all
+    the way down), read off the index without loading any data."""
+    entry = task_manager.task_index.get(name)
+    if entry is None:
+        return []
+    if entry.kind.name in ("TASK", "PY_TASK"):
+        return [name]
+    members = sorted(entry.tags) if entry.kind.name == "TAG" else entry.cfg.get("task", [])
+    return _members(task_manager, members)
+
+
+def _members(task_manager, items) -> list[str]:
+    out = []
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, dict):  # a group written inline
+            out += _members(task_manager, item.get("task", []))
+        else:
+            out += subtasks(task_manager, item)
+    return out
+
+
+def first_docs(task_manager, tasks: list[str], n: int) -> dict[str, list[int]]:
+    """lm-eval's ``samples``: the first ``n`` docs of every subtask of ``tasks`` (e.g.
+    MMLU's 57 subjects), the other tasks of the call whole."""
+    return {t: list(range(n)) for name in tasks for t in subtasks(task_manager, name)}
 
 
 def lm_eval_model_args(resolved_model: str, config) -> str:
@@ -108,9 +147,12 @@ def run_lm_eval(
     system_instruction: str | None = None,
     log_samples: bool = False,
     include_path: list[str] | None = None,
+    general_tasks: list[str] = (),
+    general_limit: int | None = None,
 ) -> dict:
     """``lm_eval --model hf --model_args MODEL_ARGS --tasks ... [--include_path ...]``,
-    in-process."""
+    in-process. ``general_limit``: only the first N docs of each subtask of
+    ``general_tasks`` (lm-eval's ``--samples``), unless ``limit`` cuts every task."""
     import lm_eval
     import torch
 
@@ -119,14 +161,19 @@ def run_lm_eval(
     include_path = tuple(include_paths(include_path)[1:])  # checked; ours come first anyway
     local = _task_manager(False, include_path)
     with_lm_eval_tasks = not set(tasks) <= set(local.all_tasks) | set(TASK_NAMES)
+    manager = _task_manager(with_lm_eval_tasks, include_path)
+    samples = None
+    if general_limit is not None and limit is None and general_tasks:
+        samples = first_docs(manager, list(general_tasks), general_limit)
     return lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
         device="cuda" if torch.cuda.is_available() else "cpu",
         tasks=list(tasks),
-        task_manager=_task_manager(with_lm_eval_tasks, include_path),
+        task_manager=manager,
         batch_size=batch_size,
         limit=limit,
+        samples=samples,
         system_instruction=system_instruction,
         log_samples=log_samples,
     )

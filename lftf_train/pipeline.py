@@ -115,8 +115,7 @@ def _evaluate(model_args: str, result: DebiasResult | None, config, evaluation: 
     return run_lm_eval(
         model_args,
         evaluation.tasks(config.load_axis()),
-        limit=evaluation.limit,
-        include_path=evaluation.include_path,
+        **evaluation.lm_eval_kwargs(),
         system_instruction=result.system_instruction if result else None,
         log_samples=True,  # the per-occupation gaps of the transfer figure
     )
@@ -140,6 +139,7 @@ def _write_summary(folder, result: DebiasResult, before, after, evaluation, log)
         "rows": rows,
         "limit": evaluation.limit,
         "general_tasks": evaluation.general_tasks,
+        "general_limit": evaluation.general_limit,
         "lm_eval_before": before["results"],
         "lm_eval_after": after["results"],
     }

@@ -123,6 +123,7 @@ class ReportSettings(Checks):
     limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
     general_tasks: tuple = ()  # lm-eval tasks run in the same call, e.g. mmlu,hellaswag
     include_path: tuple | None = None  # a user's lm-eval task folders
+    general_limit: int | None = None  # the first N docs of each general subtask
 
     def __post_init__(self) -> None:
         self.seeds = [int(s) for s in _csv(self.seeds)]
@@ -164,6 +165,7 @@ def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings
         limit=evaluation.limit,
         general_tasks=evaluation.general_tasks,
         include_path=evaluation.include_path,
+        general_limit=evaluation.general_limit,
     )
     settings.check_counts(axis)
     labels = row_labels(axis)
@@ -262,14 +264,19 @@ def _score_row(rows: _Shared, model, model_args: str, instruction, folder: Path)
     """lm-eval on the bias, hint, transfer and general tasks, capability kept, the case study
     and per-subject gaps: {"scores", "case", "gaps", "occupations"}."""
     axis, tokenizer = rows.axis, rows.tokenizer
-    tasks = Evaluation(general_tasks=rows.settings.general_tasks).tasks(axis)
+    settings = rows.settings
+    evaluation = Evaluation(
+        limit=settings.limit,
+        general_tasks=settings.general_tasks,
+        include_path=settings.include_path,
+        general_limit=settings.general_limit,
+    )
     results = run_lm_eval(
         model_args,
-        tasks=tasks,
-        limit=rows.settings.limit,
+        tasks=evaluation.tasks(axis),
         system_instruction=instruction,
         log_samples=True,
-        include_path=rows.settings.include_path,
+        **evaluation.lm_eval_kwargs(),
     )
     write_json(
         folder / "lm_eval_results.json",
@@ -446,7 +453,8 @@ def csv_metrics(rows: dict[str, dict], axis: Axis) -> tuple[list[str], list[str]
     slopes = [key for key, _ in SLOPE_COLUMNS] if axis.slopes else []
     transfer = [k for k, _ in TRANSFER_COLUMNS if any(k in r for r in rows.values())]
     metrics = keys + slopes + transfer + [key for key, _ in CAPABILITY] + _general_keys(rows)
-    stderr = [f"{k}_stderr" for k in keys if any(f"{k}_stderr" in r for r in rows.values())]
+    with_stderr = keys + _general_keys(rows)
+    stderr = [f"{k}_stderr" for k in with_stderr if any(f"{k}_stderr" in r for r in rows.values())]
     return metrics, stderr
 
 
@@ -500,6 +508,12 @@ def _editor_rows(rows: dict) -> dict:
     return {n: r for n, r in rows.items() if r.get("method") == "edit" and r["status"] == "ok"}
 
 
+def local_capability() -> bool:
+    from lftf_tasks import capability as local
+
+    return local.available()
+
+
 def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     rows = info["rows"]
     bias_cols = summary_columns(axis)
@@ -526,6 +540,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         main_table=table(main, bias_cols),
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
+        local_capability=local_capability(),
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",

@@ -72,13 +72,17 @@ def test_general_task_metrics_are_read_from_lm_eval_results():
         "results": {
             "mmlu": {"acc,none": 0.61, "acc_stderr,none": 0.01},
             "hellaswag": {"acc,none": 0.5, "acc_norm,none": 0.7},
-            "gsm8k": {"exact_match,strict-match": 0.3},
+            "gsm8k": {"exact_match,strict-match": 0.3, "exact_match_stderr,strict-match": 0.02},
+            "groupless": {"acc,none": 0.4, "acc_stderr,none": "N/A"},
         }
     }
-    assert general_metrics(results, ["mmlu", "hellaswag", "gsm8k", "missing"]) == {
+    assert general_metrics(results, ["mmlu", "hellaswag", "gsm8k", "groupless", "missing"]) == {
         "mmlu_acc": 0.61,
+        "mmlu_acc_stderr": 0.01,
         "hellaswag_acc": 0.5,
         "gsm8k_exact_match": 0.3,
+        "gsm8k_exact_match_stderr": 0.02,
+        "groupless_acc": 0.4,
     }
 
 
