@@ -189,6 +189,13 @@ def test_every_capability_file_is_pinned(monkeypatch):
     assert len(reference.fetch(list(reference.CAPABILITY_SOURCES))) == len(on_disk)
 
 
+def lftf_eval(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    code = "from lftf_tasks.cli import lftf_eval; lftf_eval()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
 def test_a_damaged_local_file_is_refused_before_lm_eval_starts(tmp_path):
     copy = tmp_path / "reference"
     shutil.copytree(REFERENCE, copy)
@@ -197,13 +204,7 @@ def test_a_damaged_local_file_is_refused_before_lm_eval_starts(tmp_path):
     damaged.write_text(damaged.read_text().replace("facial", "fascial", 1))
     env = {**os.environ, "LFTF_REFERENCE_DIR": str(copy), "LFTF_CACHE": str(tmp_path / "c")}
     argv = ["--model", "hf", "--model_args", "pretrained=/no/model", "--tasks", "mmlu_anatomy"]
-    run = subprocess.run(
-        [sys.executable, "-c", "from lftf_tasks.cli import lftf_eval; lftf_eval()", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = lftf_eval(argv, env)
     assert run.returncode != 0
     assert "capability/mmlu/test/anatomy_test.csv" in run.stderr and "not used" in run.stderr
     assert "Traceback" not in run.stderr and "/no/model" not in run.stderr
@@ -218,13 +219,7 @@ def test_lftf_eval_runs_mmlu_offline_on_smollm2(smollm2_path, tmp_path):
     argv = ["--model", "hf", "--model_args", f"pretrained={smollm2_path},dtype=float32"]
     argv += ["--tasks", "mmlu,mmlu_continuation", "--limit", "2", "--batch_size", "16"]
     argv += ["--output_path", str(tmp_path / "out")]
-    run = subprocess.run(
-        [sys.executable, "-c", "from lftf_tasks.cli import lftf_eval; lftf_eval()", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    run = lftf_eval(argv, env)
     assert run.returncode == 0, run.stderr[-3000:]
     (results,) = (tmp_path / "out").glob("*/results_*.json")
     data = json.loads(results.read_text())
