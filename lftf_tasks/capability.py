@@ -286,9 +286,6 @@ def task_folder() -> Path:
 
 def sources_for(tasks: list[str]) -> list[str]:
     """The reference files the named tasks (or groups: mmlu, mmlu_stem, ...) read."""
-    wanted = set()
-    for name in tasks:
-        for v in variants():
-            if v.task == name or (name.startswith("mmlu") and v.docs.startswith("mmlu/")):
-                wanted.add(v.docs.split("/")[0])
+    by_task = {v.task: v.docs.split("/")[0] for v in variants()}
+    wanted = {"mmlu" if name.startswith("mmlu") else by_task.get(name) for name in tasks}
     return [n for n in reference.CAPABILITY_SOURCES if n.split("/")[1] in wanted]
