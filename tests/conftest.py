@@ -14,6 +14,7 @@ from .helpers import lm_eval_cli, readme_python_example, word_tokenizer
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+_SESSION_CACHE = os.environ.get("LFTF_CACHE")  # modules may point LFTF_CACHE elsewhere
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +89,15 @@ def char_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
+    """Converted into the session's own cache, whichever module asks first."""
     from lftf_train.models import embedded_model_path
 
-    return str(embedded_model_path())
+    with pytest.MonkeyPatch.context() as env:
+        if _SESSION_CACHE is None:
+            env.delenv("LFTF_CACHE", raising=False)
+        else:
+            env.setenv("LFTF_CACHE", _SESSION_CACHE)
+        return str(embedded_model_path())
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ def local_tasks(tmp_path_factory):
             "arc_challenge_local",
             "boolq_local",
         ]
-        yield manager.load(names)["tasks"]
+        tasks = manager.load(names)["tasks"]  # docs are read here, while the settings hold
+    return tasks
 
 
 def lm_evals_own(include: str, splits: dict[str, list[dict]]):
