@@ -165,18 +165,43 @@ def run_lm_eval(
     samples = None
     if general_limit is not None and limit is None and general_tasks:
         samples = first_docs(manager, list(general_tasks), general_limit)
-    return lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
-        device="cuda" if torch.cuda.is_available() else "cpu",
-        tasks=list(tasks),
-        task_manager=manager,
-        batch_size=batch_size,
-        limit=limit,
-        samples=samples,
-        system_instruction=system_instruction,
-        log_samples=log_samples,
-    )
+    try:
+        return lm_eval.simple_evaluate(
+            model="hf",
+            model_args=model_args,
+            device="cuda" if torch.cuda.is_available() else "cpu",
+            tasks=list(tasks),
+            task_manager=manager,
+            batch_size=batch_size,
+            limit=limit,
+            samples=samples,
+            system_instruction=system_instruction,
+            log_samples=log_samples,
+        )
+    except Exception as err:
+        if not _unreachable_hub(err):
+            raise
+        raise HubUnreachableError(
+            f"lm-eval could not load the docs of {', '.join(general_tasks) or 'a task'} from "
+            f"the Hugging Face Hub ({type(err).__name__}: {err}). Offline, set "
+            "LFTF_REFERENCE_DIR to a folder holding capability/ (`python -m "
+            "lftf_tasks.reference --capability --copy-to DIR` on a machine with network "
+            "writes one), or leave them out with --general-tasks none"
+        ) from None
+
+
+class HubUnreachableError(ValueError):
+    """A task's dataset lives on the Hub and the Hub cannot be reached."""
+
+
+def _unreachable_hub(err: BaseException | None) -> bool:
+    from datasets.exceptions import DatasetNotFoundError
+
+    while err is not None:
+        if isinstance(err, (ConnectionError, DatasetNotFoundError)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def bias_summary(results: dict, axis: Axis) -> dict:

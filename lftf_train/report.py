@@ -62,6 +62,8 @@ CAPABILITY = [
     ("neutral_ppl", "neutral PPL ↓"),
 ]
 GENERAL_SUFFIXES = ("_acc", "_acc_norm", "_exact_match")
+# The paper's MMLU column beside AFGB and UB, in the bias tables too (when it was run).
+MMLU_COLUMNS = [("mmlu_acc", "MMLU (A–D) ↑"), ("mmlu_continuation_acc", "MMLU cloze ↑")]
 REPORT = "report"
 
 
@@ -518,6 +520,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     rows = info["rows"]
     bias_cols = summary_columns(axis)
     general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
+    mmlu_cols = [(k, label) for k, label in MMLU_COLUMNS if any(k in r for r in rows.values())]
     planned = plan(axis)
     main = [row.label for row, _ in planned if row.table == "main"]
     ablations = [TUNED, *[row.label for row, _ in planned if row.table == "ablation"]]
@@ -537,12 +540,12 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         loss="-" + " - ".join(f"log P({t}|p)" for t in axis.labels),
         tuned=rows.get(TUNED, {}).get("config", {"lr": "–", "epochs": "–"}),
         fpft=rows.get("FPFT", {}).get("config", {"lr": "–", "epochs": "–"}),
-        main_table=table(main, bias_cols),
+        main_table=table(main, bias_cols + mmlu_cols),
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
         local_capability=local_capability(),
         capability_table=table(main, general_cols),
-        ablation_table=table(ablations, bias_cols + CAPABILITY),
+        ablation_table=table(ablations, bias_cols + mmlu_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
         transfer_table=table(main + ablations[1:], TRANSFER_COLUMNS)
         if any("winobias_pct_pro" in r for r in rows.values())

@@ -156,6 +156,14 @@ def test_run_evaluates_before_and_after_with_lm_eval(tiny_llama, tmp_path, capsy
         assert scores["winogender_bls_slope"] == pytest.approx(slope, nan_ok=True)
     assert "## Transfer: WinoBias and Winogender" in summary and "WinoBias % pro" in stdout
     assert (out / "transfer.png").stat().st_size > 0
+    # MMLU by default, both forms, in the same calls, with lm-eval's stderr
+    assert evaluation["general_tasks"] == ["mmlu", "mmlu_continuation"]
+    for when, row in (("before", "original"), ("after", "LFTF")):
+        raw, scores = evaluation[f"lm_eval_{when}"], evaluation["rows"][row]
+        for task in ("mmlu", "mmlu_continuation"):
+            assert scores[f"{task}_acc"] == raw[task]["acc,none"]
+            assert scores[f"{task}_acc_stderr"] == raw[task]["acc_stderr,none"]
+    assert "mmlu_continuation_acc" in summary
 
 
 def test_sweep_chooses_on_dev_and_labels_with_the_axis_names(tiny_llama, tmp_path, capsys):
@@ -385,3 +393,24 @@ def test_help_says_what_each_counting_flag_counts(capsys):
     assert "It counts no training prompts or edits (edit: --edits)" in text
     _, out, _ = lftf_train(capsys, "report", "--help")
     assert "not --limit, which is lm-eval's docs per task" in " ".join(out.split())
+
+
+def test_general_tasks_offline_without_local_copies_is_one_clear_error(
+    tiny_llama, tmp_path, capsys, monkeypatch
+):
+    """No capability/ in the reference folder and no Hub: refused before any training."""
+    reference = Path(os.environ.get("LFTF_REFERENCE_DIR", "../shared/reference")).resolve()
+    bias_only = tmp_path / "reference"
+    bias_only.mkdir()
+    for entry in reference.iterdir():
+        if entry.name != "capability":
+            (bias_only / entry.name).symlink_to(entry)
+    monkeypatch.setenv("LFTF_REFERENCE_DIR", str(bias_only))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    path, _, _ = tiny_llama
+    argv = ["run", "--model", path, *TINY_RUN, "--limit", "2", "--general-tasks", "mmlu_anatomy"]
+    code, _, err = lftf_train(capsys, *argv, "--output-dir", tmp_path / "run")
+    assert code == 2 and "Traceback" not in err
+    assert "Hugging Face Hub" in err and "LFTF_REFERENCE_DIR" in err
+    assert "--general-tasks none" in err
+    assert not (tmp_path / "run").exists()

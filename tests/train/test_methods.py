@@ -206,6 +206,7 @@ def test_a_registered_method_is_a_report_row(toy_method, tiny_llama, tmp_path, c
     code, usage, _ = run_cli(capsys, "report", "--help")
     assert code == 0 and "Scale logits" in " ".join(usage.split())  # --help lists the rows
     argv = ["report", "--model", path, "--rows", "Scale logits", "--limit", "8", "--seeds", "1"]
+    argv += ["--general-tasks", "none"]
     code, _, err = run_cli(capsys, *argv, "--output-dir", out)
     assert code == 0, err[-3000:]
     with open(out / "results.csv") as f:
@@ -243,7 +244,17 @@ def test_every_method_can_evaluate_before_and_after_the_prompt_baseline_too(
     path, _, _ = tiny_llama
     out = tmp_path / "pb"
     code, stdout, err = run_cli(
-        capsys, "pb", "--model", path, "--evaluate", "--limit", "4", "--output-dir", out
+        capsys,
+        "pb",
+        "--model",
+        path,
+        "--evaluate",
+        "--limit",
+        "4",
+        "--general-tasks",
+        "none",
+        "--output-dir",
+        out,
     )
     assert code == 0, err[-3000:]
     evaluation = json.loads((out / "lftf_run.json").read_text())["evaluation"]
