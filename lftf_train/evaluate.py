@@ -142,7 +142,7 @@ def lm_eval_model_args(resolved_model: str, config) -> str:
 def run_lm_eval(
     model_args: str,
     tasks: list[str],
-    batch_size: int | str = 64,
+    batch_size: int | str = 16,  # 64 long MMLU prompts hold ~12 GB of fp32 logits
     limit: int | None = None,
     system_instruction: str | None = None,
     log_samples: bool = False,
