@@ -261,7 +261,41 @@ def render() -> dict[str, str]:
     tasks = Path(lm_eval.__file__).parent / "tasks"
     files = {f"{v.task}.yaml": _yaml(v, tasks) for v in variants()}
     files["utils.py"] = UTILS
+    files["README.md"] = readme()
     return files
+
+
+def readme() -> str:
+    """The folder's README: which task reads which file, and which prompts are exact."""
+    from importlib.metadata import version
+
+    import jinja2
+
+    def source(v: Variant) -> str:
+        name = next(n for n in reference.CAPABILITY_SOURCES if f"/{v.docs.split('/')[0]}/" in n)
+        src = reference.CAPABILITY_SOURCES[name]
+        return f"{src.repo}@{src.commit[:7]}"
+
+    first = "abstract_algebra"  # one line stands for the 57 subjects of each MMLU form
+    rows = [
+        {
+            "task": v.task.replace(first, "<subject>"),
+            "include": v.include.replace(first, "<subject>"),
+            "source": source(v),
+            "prompts": "exact" if v.exact else "lm-eval's shape over a reformat: `_local`",
+        }
+        for v in variants()
+        if not v.task.startswith("mmlu_") or first in v.task
+    ]
+    no_split = ", ".join(f"{v.task}: {', '.join(v.splits)}" for v in variants() if v.splits)
+    template = Path(__file__).with_name("templates") / "capability_README.md.j2"
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(template.read_text(encoding="utf-8")).render(
+        rows=rows,
+        no_split=no_split,
+        version=version("lftf"),
+        lm_eval_version=version("lm_eval"),
+    )
 
 
 def task_folder() -> Path:

@@ -122,10 +122,11 @@ def _evaluation_flags(parser, with_evaluate: bool = True) -> None:
     )
     g.add_argument(
         "--general-limit",
-        type=int,
+        type=_general_limit,
         help="only the first N test docs of each subtask of the general tasks (e.g. 2 of "
         "each of MMLU's 57 subjects, a fixed subset; lm-eval's --samples); default: all "
-        "14,042 MMLU questions (hours on a CPU). Ignored with --limit",
+        "14,042 MMLU questions (hours on a CPU). TASK=N,... limits those tasks only, e.g. "
+        "gsm8k=50 (generation is slow on a CPU). Ignored with --limit",
     )
     g.add_argument(
         "--include-path",
@@ -351,6 +352,17 @@ def _evaluation(args):
         general_limit=args.general_limit,
         include_path=_paths(args.include_path),
     )
+
+
+def _general_limit(text: str) -> int | dict[str, int]:
+    from lftf_train.evaluate import parse_general_limit
+
+    try:
+        return parse_general_limit(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give N (e.g. 2) or TASK=N pairs (e.g. gsm8k=50,gsm_plus_mini=50)"
+        ) from None
 
 
 def _ints(text: str | None) -> list[int] | None:

@@ -32,13 +32,22 @@ class Evaluation(Checks):
     limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
     general_tasks: list[str] = field(default_factory=list)  # e.g. mmlu,hellaswag
     include_path: list[str] | None = None  # a user's task folders, e.g. for general_tasks
-    general_limit: int | None = None  # the first N docs of each general subtask (not --limit)
+    # the first N docs of each general subtask (not --limit): one N, or {task: N} for
+    # some tasks (e.g. the generation tasks on a CPU), the others whole
+    general_limit: int | dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None:
             why = "lm-eval's docs per task: give 1 or more (or leave it unset for every doc)"
             self._count("limit", float("inf"), why)
-        if self.general_limit is not None:
+        counts = self.general_limit
+        if isinstance(counts, dict):
+            unknown = sorted(set(counts) - set(self.general_tasks))
+            if unknown:
+                self._fail("general_limit", f"{unknown} not among the general tasks")
+            if min(counts.values(), default=1) < 1:
+                self._fail("general_limit", "docs per subtask: give 1 or more")
+        elif counts is not None:
             why = "docs of each general subtask: give 1 or more (or leave it unset for all)"
             self._count("general_limit", float("inf"), why)
 
@@ -123,10 +132,29 @@ def _members(task_manager, items) -> list[str]:
     return out
 
 
-def first_docs(task_manager, tasks: list[str], n: int) -> dict[str, list[int]]:
+def first_docs(task_manager, tasks: list[str], n: int | dict[str, int]) -> dict[str, list[int]]:
     """lm-eval's ``samples``: the first ``n`` docs of every subtask of ``tasks`` (e.g.
-    MMLU's 57 subjects), the other tasks of the call whole."""
-    return {t: list(range(n)) for name in tasks for t in subtasks(task_manager, name)}
+    MMLU's 57 subjects), or ``n[task]`` of the tasks ``n`` names; the other tasks of the
+    call whole."""
+    counts = n if isinstance(n, dict) else dict.fromkeys(tasks, n)
+    return {t: list(range(k)) for name, k in counts.items() for t in subtasks(task_manager, name)}
+
+
+def parse_general_limit(text: str) -> int | dict[str, int]:
+    """``--general-limit``: ``N`` (every general task) or ``task=N,task=N`` (those only)."""
+    if "=" not in text:
+        return int(text)
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    return {task.strip(): int(count) for task, count in pairs}
+
+
+def general_limit_text(limit: int | dict[str, int]) -> str:
+    """How much of the general tasks ran, for reports: 'the first 2 test docs of each
+    subtask' or 'gsm8k: the first 50 test docs; the others whole'."""
+    if not isinstance(limit, dict):
+        return f"the first {limit} test doc(s) of each subtask"
+    named = "; ".join(f"{task}: the first {n} test doc(s)" for task, n in limit.items())
+    return f"{named}; the others whole"
 
 
 def lm_eval_model_args(resolved_model: str, config) -> str:

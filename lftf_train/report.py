@@ -35,6 +35,7 @@ from lftf_train.evaluate import (
     TRANSFER_COLUMNS,
     Evaluation,
     bias_summary,
+    general_limit_text,
     general_metrics,
     lm_eval_model_args,
     run_lm_eval,
@@ -125,7 +126,7 @@ class ReportSettings(Checks):
     limit: int | None = None  # lm-eval --limit per task (quick, not comparable)
     general_tasks: tuple = ()  # lm-eval tasks run in the same call, e.g. mmlu,hellaswag
     include_path: tuple | None = None  # a user's lm-eval task folders
-    general_limit: int | None = None  # the first N docs of each general subtask
+    general_limit: int | dict | None = None  # the first N docs of each general subtask
 
     def __post_init__(self) -> None:
         self.seeds = [int(s) for s in _csv(self.seeds)]
@@ -544,6 +545,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
         local_capability=local_capability(),
+        general_limit=general_limit_text(settings.general_limit or 0),
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + mmlu_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",

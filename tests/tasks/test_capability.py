@@ -229,3 +229,16 @@ def test_lftf_eval_runs_mmlu_offline_on_smollm2(smollm2_path, tmp_path):
         assert 0 <= scores["acc,none"] <= 1 and 0 < scores["acc_stderr,none"] < 0.5
     assert data["n-samples"]["mmlu_anatomy"] == {"original": 135, "effective": 2}
     assert data["configs"]["mmlu_anatomy"]["dataset_path"] == "lftf_local/mmlu/anatomy"
+
+
+def test_the_folder_s_readme_says_which_prompts_are_lm_evals_own(monkeypatch, tmp_path):
+    monkeypatch.setenv("LFTF_REFERENCE_DIR", str(REFERENCE))
+    monkeypatch.setenv("LFTF_CACHE", str(tmp_path))
+    lines = (capability.task_folder() / "README.md").read_text().splitlines()
+    for variant in capability.variants():
+        if variant.task.startswith("mmlu_"):
+            continue
+        (line,) = [x for x in lines if x.startswith(f"| `{variant.task}` |")]
+        assert line.endswith("| exact |") == variant.exact and variant.include in line
+    assert any(x.startswith("| `mmlu_<subject>_continuation` |") for x in lines)
+    assert "HumanEval is not offered" in "\n".join(lines)

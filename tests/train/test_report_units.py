@@ -132,3 +132,18 @@ def test_the_edit_trajectory_plots_rolling_means_of_each_editors_records(monkeyp
         (records[-1]["p_target_after"] + records[-2]["p_target_after"]) / 2
     )
     assert len(memit.get_lines()[0].get_ydata()) == 20 and "20 edits" in memit.get_title()
+
+
+def test_general_limit_is_one_count_or_a_count_per_named_task():
+    from lftf_train.evaluate import Evaluation, _task_manager, first_docs, parse_general_limit
+
+    assert parse_general_limit("2") == 2
+    assert parse_general_limit("gsm8k=50, gsm_plus_mini=5") == {"gsm8k": 50, "gsm_plus_mini": 5}
+    manager = _task_manager(True, ())
+    every = first_docs(manager, ["mmlu", "gsm8k"], 2)
+    assert len(every) == 58 and every["mmlu_anatomy"] == [0, 1] and every["gsm8k"] == [0, 1]
+    assert first_docs(manager, ["mmlu", "gsm8k"], {"gsm8k": 3}) == {"gsm8k": [0, 1, 2]}
+    with pytest.raises(ValueError, match="general_limit.*'hellaswag'"):
+        Evaluation(general_tasks=["mmlu"], general_limit={"hellaswag": 5})
+    with pytest.raises(ValueError, match="general_limit"):
+        Evaluation(general_tasks=["gsm8k"], general_limit={"gsm8k": 0})
