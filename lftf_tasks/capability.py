@@ -269,7 +269,7 @@ def readme() -> str:
     """The folder's README: which task reads which file, and which prompts are exact."""
     from importlib.metadata import version
 
-    import jinja2
+    from lftf_tasks.outputs import render_template
 
     def source(v: Variant) -> str:
         name = next(n for n in reference.CAPABILITY_SOURCES if f"/{v.docs.split('/')[0]}/" in n)
@@ -288,9 +288,8 @@ def readme() -> str:
         if not v.task.startswith("mmlu_") or first in v.task
     ]
     no_split = ", ".join(f"{v.task}: {', '.join(v.splits)}" for v in variants() if v.splits)
-    template = Path(__file__).with_name("templates") / "capability_README.md.j2"
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(template.read_text(encoding="utf-8")).render(
+    return render_template(
+        Path(__file__).with_name("templates") / "capability_README.md.j2",
         rows=rows,
         no_split=no_split,
         version=version("lftf"),

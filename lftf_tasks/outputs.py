@@ -136,3 +136,12 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False):
             tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render_template(path: Path, **context) -> str:
+    """A Jinja template file rendered strictly: a name it uses and is not given is an error,
+    not an empty string in a written file."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(Path(path).read_text(encoding="utf-8")).render(**context)

@@ -22,10 +22,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from lftf_tasks.axis import Axis
-from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
+from lftf_tasks.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    provenance,
+    render_template,
+    write_json,
+)
 from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import capability, models, plots
 from lftf_train.api import debias
@@ -532,9 +536,8 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         original = rows[ORIGINAL].get("label", "Original")
         return comparison_table(chosen, columns, baseline=original, corner="method")
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
-    return template.render(
+    return render_template(
+        TEMPLATE,
         info=info,
         settings=settings,
         axis=axis,
@@ -545,7 +548,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
         local_capability=local_capability(),
-        general_limit=general_limit_text(settings.general_limit or 0),
+        general_limit=general_limit_text(settings.general_limit) if settings.general_limit else "",
         capability_table=table(main, general_cols),
         ablation_table=table(ablations, bias_cols + mmlu_cols + CAPABILITY),
         slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
