@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 from lftf_tasks.axis import Axis
@@ -104,10 +105,27 @@ def general_metrics(results: dict, tasks: list[str]) -> dict[str, float]:
                 name, kind = key.split(",")
                 out[f"{task}_{name}"] = metrics[key]
                 stderr = metrics.get(f"{name}_stderr,{kind}")
-                if isinstance(stderr, float):
+                if not isinstance(stderr, float):
+                    stderr = _stderr_of_a_rate(metrics[key], _docs_scored(results, task))
+                if stderr is not None:
                     out[f"{task}_{name}_stderr"] = stderr
                 break
     return out
+
+
+def _docs_scored(results: dict, task: str) -> int:
+    """How many docs a task, or all tasks of a group, scored (lm-eval's ``n-samples``)."""
+    members = results.get("group_subtasks", {}).get(task)
+    if members:
+        return sum(_docs_scored(results, t) for t in members)
+    return results.get("n-samples", {}).get(task, {}).get("effective", 0)
+
+
+def _stderr_of_a_rate(rate: float, n: int) -> float | None:
+    """The standard error of a mean of n scores of 0 or 1 (accuracy, exact match). lm-eval
+    gives none for a group whose subtasks scored one doc each (``--general-limit 1``); its
+    pooled stderr for larger subsets matches this formula over the docs put together."""
+    return math.sqrt(rate * (1 - rate) / (n - 1)) if n > 1 else None
 
 
 def subtasks(task_manager, name: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Pure parts of the report: row plan, general-task metrics, per-profession gaps, CSV."""
 
 import csv
+import statistics
 
 import pytest
 
@@ -84,6 +85,21 @@ def test_general_task_metrics_are_read_from_lm_eval_results():
         "gsm8k_exact_match_stderr": 0.02,
         "groupless_acc": 0.4,
     }
+
+
+def test_a_group_scored_on_one_doc_per_subtask_gets_the_stderr_of_its_docs_together():
+    # lm-eval's --samples with one doc per subject: every subject's stderr is "N/A"
+    scores = [1.0, 0.0, 0.0]  # the three subjects' one doc each
+    results = {
+        "results": {"mmlu": {"acc,none": sum(scores) / 3, "acc_stderr,none": "N/A"}},
+        "group_subtasks": {"mmlu": ["mmlu_stem", "mmlu_other"], "mmlu_stem": ["a", "b"]},
+        "n-samples": {t: {"original": 100, "effective": 1} for t in ("a", "b", "mmlu_other")},
+    }
+    assert general_metrics(results, ["mmlu"])["mmlu_acc_stderr"] == pytest.approx(
+        statistics.stdev(scores) / 3**0.5
+    )
+    results["group_subtasks"] = {"mmlu": ["a"]}  # one doc in all: no stderr
+    assert "mmlu_acc_stderr" not in general_metrics(results, ["mmlu"])
 
 
 def test_per_profession_gap_averages_logged_test_samples():
