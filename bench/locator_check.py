@@ -92,9 +92,19 @@ def main() -> None:
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.output, info)
+    print("\n" + table(info, axis))
+
+
+def table(info: dict, axis) -> str:
+    """Test scores per fine-tuned block, from the output's record."""
     keys = [axis.metrics[k] for k in ("bias", "hint", "relative")]
-    lines = [[name, r["block"], *[cell(r, k) for k in keys]] for name, r in rows.items()]
-    print("\n" + markdown_table(["fine-tuned block", "block", *[f"test {k}" for k in keys]], lines))
+    lines = [
+        [name, "–" if r["block"] is None else r["block"], *[cell(r, k) for k in keys]]
+        + [r.get("train_seconds", "")]
+        for name, r in info["rows"].items()
+    ]
+    header = ["fine-tuned block", "block", *[f"test {k}" for k in keys], "training s"]
+    return markdown_table(header, lines)
 
 
 if __name__ == "__main__":

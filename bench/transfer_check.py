@@ -106,18 +106,23 @@ def main() -> None:
             runs[name]["seconds"] = round(time.perf_counter() - start, 1)
             print(name, {k: round(runs[name][k], 4) for k in KEYS}, flush=True)
     chosen = choose(runs, original)
-    table = markdown_table(
-        [f"variant (block {args.block})", *[f"dev {k}" for k in KEYS]],
+    info = provenance(model=args.model, resolved_model=resolved, seed=args.seed, block=args.block)
+    info = {**info, "original": original, "runs": runs, "chosen": chosen}
+    info["table"] = table(info)
+    print(info["table"] + f"\n\nchosen on dev: {chosen} {VARIANTS[chosen]}")
+    write_json(args.output, info)
+
+
+def table(info: dict) -> str:
+    """The dev scores of every variant (the chosen one in bold), from the output's record."""
+    original, runs, chosen = info["original"], info["runs"], info["chosen"]
+    return markdown_table(
+        [f"variant (block {info['block']})", *[f"dev {k}" for k in KEYS]],
         [["original", *[f"{original[k]:.4f}" for k in KEYS]]]
         + [
             [f"**{n}**" if n == chosen else n, *[f"{r[k]:.4f}" for k in KEYS]]
             for n, r in runs.items()
         ],
-    )
-    print(table + f"\n\nchosen on dev: {chosen} {VARIANTS[chosen]}")
-    info = provenance(model=args.model, resolved_model=resolved, seed=args.seed, block=args.block)
-    write_json(
-        args.output, {**info, "original": original, "runs": runs, "chosen": chosen, "table": table}
     )
 
 

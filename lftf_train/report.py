@@ -521,7 +521,9 @@ def local_capability() -> bool:
     return local.available()
 
 
-def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
+def report_tables(info: dict, axis: Axis) -> dict[str, str]:
+    """The report's comparison tables from its record (``report.json``), by name: main,
+    capability, ablation, slopes and transfer ("" where the rows lack them)."""
     rows = info["rows"]
     bias_cols = summary_columns(axis)
     general_cols = CAPABILITY + [(g, g) for g in _general_keys(rows)]
@@ -529,13 +531,26 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     planned = plan(axis)
     main = [row.label for row, _ in planned if row.table == "main"]
     ablations = [TUNED, *[row.label for row, _ in planned if row.table == "ablation"]]
-    not_run = {n: r["status"] for n, r in rows.items() if r["status"].startswith("not run")}
 
     def table(names, columns):
         chosen = {rows[n].get("label", n): rows[n] for n in names if n in rows}
         original = rows[ORIGINAL].get("label", "Original")
         return comparison_table(chosen, columns, baseline=original, corner="method")
 
+    has_transfer = any("winobias_pct_pro" in r for r in rows.values())
+    return {
+        "main": table(main, bias_cols + mmlu_cols),
+        "capability": table(main, general_cols),
+        "ablation": table(ablations, bias_cols + mmlu_cols + CAPABILITY),
+        "slopes": table(main, SLOPE_COLUMNS) if axis.slopes else "",
+        "transfer": table(main + ablations[1:], TRANSFER_COLUMNS) if has_transfer else "",
+    }
+
+
+def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
+    rows = info["rows"]
+    tables = report_tables(info, axis)
+    not_run = {n: r["status"] for n, r in rows.items() if r["status"].startswith("not run")}
     return render_template(
         TEMPLATE,
         info=info,
@@ -544,17 +559,15 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         loss="-" + " - ".join(f"log P({t}|p)" for t in axis.labels),
         tuned=rows.get(TUNED, {}).get("config", {"lr": "–", "epochs": "–"}),
         fpft=rows.get("FPFT", {}).get("config", {"lr": "–", "epochs": "–"}),
-        main_table=table(main, bias_cols + mmlu_cols),
+        main_table=tables["main"],
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
         local_capability=local_capability(),
         general_limit=general_limit_text(settings.general_limit) if settings.general_limit else "",
-        capability_table=table(main, general_cols),
-        ablation_table=table(ablations, bias_cols + mmlu_cols + CAPABILITY),
-        slope_table=table(main, SLOPE_COLUMNS) if axis.slopes else "",
-        transfer_table=table(main + ablations[1:], TRANSFER_COLUMNS)
-        if any("winobias_pct_pro" in r for r in rows.values())
-        else "",
+        capability_table=tables["capability"],
+        ablation_table=tables["ablation"],
+        slope_table=tables["slopes"],
+        transfer_table=tables["transfer"],
         transfer_figure=[k for k in TRANSFER_FIGURE if "winogender_bls_slope" in rows.get(k, {})],
         dama=rows.get("DAMA", {}),
         editors=_editor_rows(rows),
