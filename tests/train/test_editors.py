@@ -21,12 +21,30 @@ from lftf_train.editing import (
 )
 from lftf_train.methods.edit import memit, rome, sequence
 from lftf_train.methods.edit.config import EditConfig
+from lftf_train.methods.edit.editors import CODE, EDITORS, HPARAMS, load_editor
 from lftf_train.methods.edit.values import SplitAtSubject
 from lftf_train.scoring import encode, score_prompts
 
 from ..helpers import run_cli
 
 GENDER = load_axis("gender")
+
+
+def test_each_editor_reads_its_reference_settings_from_its_yaml():
+    assert sorted(p.stem for p in HPARAMS.glob("*.yaml")) == sorted(CODE)
+    rome_, r_rome, memit_ = EDITORS["rome"], EDITORS["r-rome"], EDITORS["memit"]
+    assert rome_.blocks == (5,) and memit_.blocks == (4, 5, 6, 7, 8)
+    assert rome_.context == ((5, 10), (10, 10)) and memit_.context == ((10, 5),)
+    assert memit_.needs_moments and memit_.mom2_adjustment and not rome_.mom2_adjustment
+    assert r_rome.edit.keywords == {"averaged_key": True} and rome_.edit is rome.edit
+    assert EditConfig(editor="memit").blocks(56) == [8, 9, 10, 11, 12]  # 4-8 of 28, scaled
+
+
+def test_an_editor_yaml_with_an_unknown_or_missing_setting_is_refused(tmp_path):
+    bad = tmp_path / "rome.yaml"
+    bad.write_text((HPARAMS / "rome.yaml").read_text().replace("blocks:", "block:"))
+    with pytest.raises(ValueError, match=r"unknown settings \['block'\], missing \['blocks'\]"):
+        load_editor("rome", bad)
 
 
 def test_a_rank_one_update_maps_the_key_to_the_value():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lftf_train.config import ValueConfig, option, parse_layer_sets
-from lftf_train.methods.edit.editors import EDITORS, REFERENCE_DEPTH
+from lftf_train.methods.edit.editors import EDITORS
 from lftf_train.methods.edit.mend.settings import MENDSettings
 
 COUNTER = "counter"
@@ -84,10 +84,10 @@ class EditConfig(MENDSettings, ValueConfig):
 
     def blocks(self, n_blocks: int) -> list[int]:
         if self.layers == "auto":
-            reference = EDITORS[self.editor].blocks
+            reference, depth = EDITORS[self.editor].blocks, EDITORS[self.editor].reference_depth
             if reference[0] < 0:  # counted from the top
                 return [n_blocks + b for b in reference if n_blocks + b >= 0]
-            first = round(reference[0] * n_blocks / REFERENCE_DEPTH)
+            first = round(reference[0] * n_blocks / depth)
             top = n_blocks - 2  # a value at a block's output needs a block above it
             return sorted({min(first + i, top) for i in range(len(reference))})
         bad = [b for b in self.layers if not 0 <= b < n_blocks]
