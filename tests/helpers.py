@@ -13,23 +13,6 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 WORD = r" ?[A-Za-z]+| ?[0-9]+| ?[^A-Za-z0-9\s]+|\s+"
 # The report's rows, in the order of the paper's tables, then LFTF's ablations.
-REPORT_ROWS = [
-    "Original",
-    "LFTF (paper defaults)",
-    "LFTF (dev-tuned)",
-    "LFTF (split + KL + anchors)",
-    "FPFT",
-    "PB",
-    "DAMA",
-    "ROME",
-    "R-ROME",
-    "MEMIT",
-    "MEND",
-    "w/o ATT",
-    "w/o MLP",
-    "w/o he",
-    "w/o she",
-]
 # Target and toy-axis words the tests use besides those in the shipped prompts.
 EXTRA_WORDS = ["he", "she", "they", "church", "mosque", "synagogue", "temple"]
 EXTRA_WORDS += ["summer", "winter", "snow", "spring"]
@@ -151,9 +134,12 @@ def max_probability_diff(logged: dict, in_memory: dict) -> float:
 
 
 def readme_python_example(marker: str = "simple_evaluate") -> str:
-    """The README's Python code block that contains ``marker``, as written."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if marker in b]
+    """The one Python code block of the README or a docs/ page that contains ``marker``,
+    as written."""
+    root = Path(__file__).parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
     return block
 
 

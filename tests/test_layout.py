@@ -6,33 +6,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-# lftf_train's modules by layer; a module may import only from layers below its own (and
-# from lftf_tasks, the bottom): cli -> report -> pipeline -> api -> methods/* -> registry,
-# records, locate, prefix, ... -> scoring/config/blocks/... -> lftf_tasks. A method's folder
-# imports nothing from another method's but what is shared through the layers below.
-LAYERS = [
-    {"families"},
-    {"config", "blocks", "data", "scoring", "tables", "plots", "models", "registry"},
-    {"prefix", "locating", "adapters", "export", "capability", "evaluate", "records"},
-    {"logits", "editing", "methods.lftf.config", "methods.pb.config", "methods.dama.config"},
-    {"methods.edit.mend.settings", "methods.edit.mend.network", "methods.edit.mend.store"},
-    {"methods.edit.prepared"},
-    {"methods.lftf.loss", "methods.edit.mend.factors"},
-    {"methods.lftf.model", "methods.lftf.train", "methods.edit.values", "methods.dama.dama"},
-    {"methods.edit.mend.editor"},
-    {"methods.lftf.method", "methods.dama.method", "methods.edit.rome", "methods.edit.mend.train"},
-    {"methods.edit.memit", "methods.edit.mend.run"},
-    {"methods.edit.editors"},
-    {"methods.edit.config"},
-    {"methods.edit.sequence"},
-    {"methods.edit.method"},
-    {"api"},
-    {"pipeline"},
-    {"report"},
-    {"cli"},
-    {"__main__"},
-]
-LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+# The rule lftf_train is laid out by: a shared core (every module outside methods/ and TOP)
+# that imports no method and nothing above it; one folder per method under methods/, which
+# imports the core and its own modules, never another method's; and TOP, each of which may
+# import what is listed before it (cli -> report -> pipeline -> api -> methods/* -> core ->
+# lftf_tasks). No import cycles anywhere, so the order inside the core and inside a method
+# follows from the imports themselves.
+TOP = ["api", "pipeline", "report", "cli", "__main__"]
 
 
 def imports(path: Path) -> set[str]:
@@ -56,29 +36,90 @@ def test_the_task_plugin_imports_nothing_from_the_trainer():
 
 
 def _key(path: Path) -> str:
-    """lftf_train/methods/dama/dama.py -> "methods.dama.dama"."""
-    return ".".join(path.relative_to(ROOT / "lftf_train").with_suffix("").parts)
-
-
-def _layer_of(module: str) -> int | None:
-    """The layer of an imported lftf_train module (longest known prefix), or None."""
-    parts = module.split(".")[1:]
-    for n in range(len(parts), 0, -1):
-        if ".".join(parts[:n]) in LAYER:
-            return LAYER[".".join(parts[:n])]
-    return None
+    """lftf_train/methods/dama/dama.py -> "methods.dama.dama"; a package's __init__.py or
+    folder -> the package ("methods.dama")."""
+    parts = path.relative_to(ROOT / "lftf_train").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 TRAINER_FILES = [p for p in sorted((ROOT / "lftf_train").rglob("*.py")) if p.stem != "__init__"]
+PACKAGES = [p.parent for p in (ROOT / "lftf_train").rglob("*/__init__.py")]
+MODULES = {_key(p) for p in TRAINER_FILES} | {_key(p) for p in PACKAGES}
+RULED_FILES = TRAINER_FILES + [p / "__init__.py" for p in PACKAGES]
 
 
-@pytest.mark.parametrize("path", TRAINER_FILES, ids=_key)
-def test_trainer_modules_import_only_from_lower_layers(path):
-    assert _key(path) in LAYER, f"{_key(path)} needs a place in LAYERS"
-    for module in imports(path):
-        layer = _layer_of(module) if module.startswith("lftf_train.") else None
-        if layer is not None:
-            assert layer < LAYER[_key(path)], f"{_key(path)} imports {module}"
+def _module_of(imported: str) -> str | None:
+    """The lftf_train module (file or package, longest prefix) an import names, or None."""
+    parts = imported.split(".")[1:] if imported.startswith("lftf_train.") else []
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in MODULES:
+            return ".".join(parts[:n])
+    return None
+
+
+def trainer_imports(path: Path) -> set[str]:
+    """The lftf_train modules a trainer file imports: for `from package import module`, the
+    module, not the package it sits in."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {_module_of(alias.name) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {_module_of(f"{node.module}.{alias.name}") for alias in node.names}
+    return found - {None, _key(path)}
+
+
+def place(module: str) -> tuple[str, str | int | None]:
+    """("top", its index in TOP), ("method", its name) or ("core", None)."""
+    if module in TOP:
+        return "top", TOP.index(module)
+    if module.startswith("methods.") or module == "methods":
+        return "method", module.split(".")[1] if "." in module else None
+    return "core", None
+
+
+def allowed(importer: str, imported: str) -> bool:
+    """Whether the layout rule lets module ``importer`` import module ``imported``."""
+    (kind, which), (their_kind, theirs) = place(importer), place(imported)
+    if their_kind == "core":
+        return True
+    if their_kind == "method":
+        own = kind == "method" and (theirs == which or which is None)
+        return kind == "top" or own
+    return kind == "top" and theirs < which
+
+
+def test_the_layout_rule():
+    assert allowed("methods.dama.dama", "editing") and allowed("report", "methods.dama.method")
+    assert allowed("methods.edit.rome", "methods.edit.values") and allowed("cli", "report")
+    assert not allowed("methods.edit.mend.train", "methods.lftf.loss")  # another method
+    assert not allowed("editing", "methods.edit.values")  # the core below every method
+    assert not allowed("registry", "api") and not allowed("api", "pipeline")
+
+
+@pytest.mark.parametrize("path", RULED_FILES, ids=_key)
+def test_trainer_modules_import_by_the_layout_rule(path):
+    for module in trainer_imports(path):
+        assert allowed(_key(path), module), f"{_key(path)} imports {module}"
+
+
+def test_trainer_modules_import_no_cycle():
+    graph = {_key(p): trainer_imports(p) for p in RULED_FILES}
+    done, stack = set(), []
+
+    def visit(module):
+        if module in stack:
+            raise AssertionError(" -> ".join([*stack[stack.index(module) :], module]))
+        if module in done or module not in graph:
+            return
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            visit(imported)
+        stack.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
 
 
 @pytest.mark.parametrize("path", TRAINER_FILES, ids=_key)
