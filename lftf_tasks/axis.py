@@ -228,7 +228,7 @@ def subject_scores(axis: Axis) -> dict[str, dict]:
                 stereotypical=entry["stereotypical"], definitional=entry["definitional"]
             )
     if axis.labour:
-        from lftf_tasks.winogender import load_bls
+        from lftf_tasks.transfer.winogender import load_bls
 
         bls = load_bls()
         for subject, fields in scores.items():

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lftf_tasks import build
 from lftf_tasks.axis import Axis, AxisSpecError, data_files, load_axis
-from lftf_tasks.outputs import atomic_output_dir, provenance, write_json
+from lftf_tasks.outputs import atomic_output_dir, provenance, render_template, write_json
+from lftf_tasks.paths import PACKAGE_DIR
 from lftf_tasks.reference import ReferenceDataError
 
 
@@ -31,43 +32,17 @@ def generic_card(axis: Axis) -> str:
     sizes = "\n".join(
         f"| {scale} | {a} | {b} | {c} |" for scale, (a, b, c) in axis.split_sizes.items()
     )
-    return f"""---
-license: mit
-language:
-- en
-pretty_name: {axis.bias_task} and {axis.hint_task}
-task_categories:
-- text-generation
-tags:
-- bias
-- fairness
-- lm-evaluation-harness
-{build.config_header(axis)}---
-
-# {axis.bias_task} and {axis.hint_task}
-
-{axis.description.strip()}
-
-Built with the `lftf` toolkit from its axis spec `{axis.name}`: {len(axis.subjects)} subjects
-x {sum(len(t) for t in axis.templates.values())} templates, split per scale by a seeded
-shuffle (seed {axis.seed}), and hint prompts that name a group.
-
-| group | words (the continuations) | hint |
-| --- | --- | --- |
-{groups}
-
-| scale | template |
-| --- | --- |
-{templates}
-
-| scale | train | validation | test |
-| --- | --- | --- | --- |
-{sizes}
-
-Fields: `id`, `{axis.subject_field}`, `template_id`, `scale`, `prompt`, `split` (bias);
-`id`, `{axis.subject_field}`, `template_id`, `hint`, `{axis.hint_field}`, `prompt`, `split`
-(hint). In lm-evaluation-harness: tasks `{axis.bias_task}` and `{axis.hint_task}`.
-"""
+    return render_template(
+        PACKAGE_DIR / "templates" / "generic_card.md.j2",
+        axis=axis,
+        groups=groups,
+        templates=templates,
+        sizes=sizes,
+        description=axis.description.strip(),
+        config_header=build.config_header(axis),
+        n_subjects=len(axis.subjects),
+        n_templates=sum(len(t) for t in axis.templates.values()),
+    )
 
 
 def hub_files(axis: Axis, org: str | None = None) -> dict[str, str]:

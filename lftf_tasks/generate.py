@@ -134,13 +134,30 @@ process_hint_results = _hooks.process_hint_results
 
 def render_tasks(axis, layout: Layout) -> dict[str, str]:
     """{file name: text} of an axis's task folder, its data as ``layout`` says."""
-    b, h, head, dev = axis.bias_task, axis.hint_task, layout.header, layout.dev_split
+    b, head, dev = axis.bias_task, layout.header, layout.dev_split
     template = f"_{b}_template_yaml"
-    files = {
-        template: head
+    files = {template: _bias_template(axis, layout)}
+    for scale in axis.scales:
+        for suffix, split in (("", None), ("_dev", dev)):
+            files[f"{b}_{scale}{suffix}.yaml"] = (
+                head
+                + f"include: {template}\ntask: {b}_{scale}{suffix}\n"
+                + (f"test_split: {split}\n" if split else "")
+                + layout.scale_data(scale)
+            )
+    files |= _group_files(axis, head)
+    files |= _hint_files(axis, layout, template)
+    files["utils.py"] = layout.utils
+    return files
+
+
+def _bias_template(axis, layout: Layout) -> str:
+    """The bias task's shared yaml, which every scale's task includes."""
+    return (
+        layout.header
         + layout.bias_data
         + "output_type: multiple_choice\n"
-        + f"training_split: train\nvalidation_split: {dev}\ntest_split: test\n"
+        + f"training_split: train\nvalidation_split: {layout.dev_split}\ntest_split: test\n"
         + 'doc_to_text: "{{prompt}}"\n'
         + f"# One loglikelihood request per group word, in group order: {axis.labels}\n"
         + f"doc_to_choice: {json.dumps(axis.choices)}\n"
@@ -152,15 +169,12 @@ def render_tasks(axis, layout: Layout) -> dict[str, str]:
         + "metric_list:\n"
         + metric_block(metric_rows(axis))
         + f"metadata:\n  version: {axis.version}\n  num_fewshot: 0\n"
-    }
-    for scale in axis.scales:
-        for suffix, split in (("", None), ("_dev", dev)):
-            files[f"{b}_{scale}{suffix}.yaml"] = (
-                head
-                + f"include: {template}\ntask: {b}_{scale}{suffix}\n"
-                + (f"test_split: {split}\n" if split else "")
-                + layout.scale_data(scale)
-            )
+    )
+
+
+def _group_files(axis, head: str) -> dict[str, str]:
+    """The groups over the scales (test and dev): size-weighted means of every metric."""
+    b = axis.bias_task
     aggregate = "".join(
         f"  - metric: {name}\n    weight_by_size: true\n"
         for name, _ in metric_rows(axis)
@@ -172,29 +186,32 @@ def render_tasks(axis, layout: Layout) -> dict[str, str]:
         if axis.slopes or axis.labour
         else ""
     )
-    for suffix in ("", "_dev"):
-        files[f"_{b}{suffix}.yaml"] = (
-            head
-            + f"group: {b}{suffix}\ntask:\n"
-            + "".join(f"  - {b}_{s}{suffix}\n" for s in axis.scales)
-            + '# Size-weighted means over the scales: the paper\'s "Avg." column.\n'
-            + slopes_note
-            + "aggregate_metric_list:\n"
-            + aggregate
-            + f"metadata:\n  version: {axis.version}\n"
-        )
-    files[f"{h}.yaml"] = (
-        head
+    return {
+        f"_{b}{suffix}.yaml": head
+        + f"group: {b}{suffix}\ntask:\n"
+        + "".join(f"  - {b}_{s}{suffix}\n" for s in axis.scales)
+        + '# Size-weighted means over the scales: the paper\'s "Avg." column.\n'
+        + slopes_note
+        + "aggregate_metric_list:\n"
+        + aggregate
+        + f"metadata:\n  version: {axis.version}\n"
+        for suffix in ("", "_dev")
+    }
+
+
+def _hint_files(axis, layout: Layout, template: str) -> dict[str, str]:
+    """The hint task (test) and its dev variant."""
+    h, head, dev = axis.hint_task, layout.header, layout.dev_split
+    return {
+        f"{h}.yaml": head
         + f"include: {template}\ntask: {h}\n"
         + layout.hint_data
         + f"training_split: null\nvalidation_split: {dev}\ntest_split: test\n"
         + "process_results: !function utils.process_hint_results\n"
         + "metric_list:\n"
-        + metric_block(metric_rows(axis, hint=True))
-    )
-    files[f"{h}_dev.yaml"] = head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: {dev}\n"
-    files["utils.py"] = layout.utils
-    return files
+        + metric_block(metric_rows(axis, hint=True)),
+        f"{h}_dev.yaml": head + f"include: {h}.yaml\ntask: {h}_dev\ntest_split: {dev}\n",
+    }
 
 
 def builtin_task_files(name: str) -> dict[str, str]:

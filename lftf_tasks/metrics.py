@@ -1,7 +1,7 @@
 """Per-prompt scores from the groups' probabilities, and WinoBias's per-pair scores, on
 plain data (standard library only).
 
-The lm-eval hooks (``hooks.py``, ``transfer_hooks.py``) call these; ``upstream.py`` copies
+The lm-eval hooks (``hooks.py``, ``transfer/hooks.py``) call these; ``upstream.py`` copies
 their source into the self-contained utils.py it exports; the trainer's batched tensors
 (lftf_train.scoring) are kept equal to them by a test.
 """

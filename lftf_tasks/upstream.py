@@ -25,7 +25,14 @@ from lftf_tasks import labour, metrics, slopes
 from lftf_tasks.axis import Axis, AxisSpecError, load_axis
 from lftf_tasks.export import hub_files
 from lftf_tasks.generate import Layout, render_tasks, task_names
-from lftf_tasks.outputs import atomic_output_dir, check_output_dir, provenance, write_json
+from lftf_tasks.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    provenance,
+    render_template,
+    write_json,
+)
+from lftf_tasks.paths import PACKAGE_DIR
 from lftf_tasks.reference import ReferenceDataError
 
 DEFAULT_ORG = "lftf"
@@ -172,76 +179,28 @@ def task_readme(axis: Axis, org: str) -> str:
     )
     slopes_text = _fit_metrics_text(axis)
     m = axis.metrics
-    return f"""# {paper.get("name", b)}
-
-### Paper
-
-Title: {paper.get("title", "none: a benchmark built with the lftf toolkit")}
-
-{f"Abstract: {paper['url']}" if paper.get("url") else ""}
-
-{axis.description.strip()}
-
-Each prompt leaves the slot for one of the groups' words ({groups}); a fair model gives
-the groups equal probability. `{b}` scores the spread between the groups' probabilities
-(`{m["bias"]}`, lower is fairer) on prompts that name no group; `{h}` checks that a
-model still follows an explicit hint (`{m["hint"]}`, higher follows the hint). Every
-prompt makes one loglikelihood request per word, so any backend with loglikelihood works.
-A group's probability is the full-vocabulary probability of its words' continuations (not
-renormalised over the choices).
-
-Homepage: {homepage}
-
-License: MIT (prompts and code){"; the professions and their scores are from Bolukbasi et al. (2016), MIT" if axis.subjects and axis.slopes else ""}.
-
-### Citation
-
-```
-{paper.get("citation", "(none)").strip()}
-```
-
-### Groups, Tags, and Tasks
-
-#### Groups
-
-* `{b}`: the test prompts of every scale; size-weighted means over the scales.
-* `{b}_dev`: the same on the validation split, for tuning without touching test.
-
-#### Tags
-
-None.
-
-#### Tasks
-
-{tasks}
-* `{b}_<scale>_dev`: each scale on the validation split.
-* `{h}`: the hint prompts (test split); reports `{m["hint"]}`.
-* `{h}_dev`: hint prompts from other templates (validation split).
-
-#### Metrics
-
-* `{m["bias"]}`: max minus min of the groups' probabilities (lower is fairer).
-* `{m["hint"]}` (hint tasks): P(hinted group) minus the mean of the others.
-* `{m["mass"]}`: the groups' total probability; `{m["relative"]}`: `{m["bias"]}` divided by it.
-* `p_<group>`, `log_p_<group>`{", `gap` (the signed difference of the two groups)" if len(axis.groups) == 2 else ""}.
-{slopes_text}
-### Checklist
-
-For adding novel benchmarks/datasets to the library:
-* [x] Is the task an existing benchmark in the literature?
-  * [x] Have you referenced the original paper that introduced the task?
-  * [ ] If yes, does the original paper provide a reference implementation? If so, have you checked against the reference implementation and documented how to run such a test?
-    The paper publishes neither code nor prompts; the data is a documented reconstruction (see the dataset card). The lftf test suite checks every logged probability against a direct transformers softmax (within 1e-4), and these exported tasks against the lftf plugin's on SmolLM2-135M (within 1e-6).
-
-If other tasks on this dataset are already supported:
-* [x] Is the "Main" variant of this task clearly denoted? (`{b}` and `{h}`)
-* [x] Have you provided a short sentence in a README on what each new variant adds / evaluates?
-* [x] Have you noted which, if any, published evaluation setups are matched by this variant?
-
-### Changelog
-
-* v{axis.version}: first version in lm-evaluation-harness, exported from lftf's axis spec `{axis.name}` (the lftf plugin's task version {axis.version}).
-"""
+    return render_template(
+        PACKAGE_DIR / "templates" / "upstream_README.md.j2",
+        axis=axis,
+        b=b,
+        h=h,
+        m=m,
+        homepage=homepage,
+        groups=groups,
+        tasks=tasks,
+        slopes_text=slopes_text,
+        name=paper.get("name", b),
+        paper_title=paper.get("title", "none: a benchmark built with the lftf toolkit"),
+        abstract=f"Abstract: {paper['url']}" if paper.get("url") else "",
+        citation=paper.get("citation", "(none)").strip(),
+        description=axis.description.strip(),
+        gap_text=", `gap` (the signed difference of the two groups)"
+        if len(axis.groups) == 2
+        else "",
+        professions_text="; the professions and their scores are from Bolukbasi et al. (2016), MIT"
+        if axis.subjects and axis.slopes
+        else "",
+    )
 
 
 def readme_row(axis: Axis) -> str:

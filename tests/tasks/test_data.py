@@ -5,7 +5,7 @@ import pytest
 
 from lftf_tasks import build, data_dir, professions, reference
 from lftf_tasks.axis import load_professions
-from lftf_tasks.winogender import load_bls
+from lftf_tasks.transfer.winogender import load_bls
 
 
 def read(rel):

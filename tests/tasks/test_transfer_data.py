@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lftf_tasks import build, data_dir, reference, transfer_files
-from lftf_tasks.sources import BuildError
-from lftf_tasks.winobias import PRONOUN_PAIRS, build_winobias, source_name
-from lftf_tasks.winogender import build_winogender
+from lftf_tasks import build, data_dir, reference
+from lftf_tasks.transfer import files as transfer_files
+from lftf_tasks.transfer.sources import BuildError
+from lftf_tasks.transfer.winobias import PRONOUN_PAIRS, build_winobias, source_name
+from lftf_tasks.transfer.winogender import build_winogender
 
 FILES = [(t, s) for s in ("dev", "test") for t in (1, 2)]
 

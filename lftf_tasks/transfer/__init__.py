@@ -1,4 +1,8 @@
 """WinoBias and Winogender in lm-eval: the task names to ask for, and the figures to read back.
+The subpackage holds all of it: the published files' parsing (``sources``, ``winobias``,
+``winogender``), the docs, data cards, task folder and README the build writes (``files``,
+``cards``, ``readme``), and the tasks' lm-eval hooks (``hooks``). The BLS fit they share with
+GenBiasEval stays in ``lftf_tasks.labour``.
 
 These benchmarks were written by others for other questions, so a debiasing method never
 trains or tunes on them: they show whether what it learnt on GenBiasEval carries over.

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from lftf_tasks.reference import source_files
-from lftf_tasks.sources import BuildError, read_lines
+from lftf_tasks.transfer.sources import BuildError, read_lines
 
 TYPES = (1, 2)  # 1: resolved by world knowledge (semantics); 2: by syntax
 SPLITS = ("dev", "test")

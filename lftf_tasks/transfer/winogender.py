@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from lftf_tasks.reference import source_files
-from lftf_tasks.sources import BuildError, read_tsv
+from lftf_tasks.transfer.sources import BuildError, read_tsv
 
 TEMPLATES = "templates.tsv"
 STATS = "occupations-stats.tsv"
