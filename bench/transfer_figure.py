@@ -17,8 +17,8 @@ from lftf_tasks.outputs import provenance
 from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import LFTFConfig, debias, models, plots
 from lftf_train.evaluate import lm_eval_model_args, run_lm_eval
+from lftf_train.methods.lftf.report import LFTFReportOptions
 from lftf_train.registry import get_method
-from lftf_train.report import ReportSettings
 
 LABELS = ("LFTF (dev-tuned)", "LFTF (split + KL + anchors)")  # the report's rows, its defaults
 
@@ -26,7 +26,7 @@ LABELS = ("LFTF (dev-tuned)", "LFTF (split + KL + anchors)")  # the report's row
 def row_overrides() -> dict[str, dict]:
     axis = load_axis("gender")
     rows = {row.label: row for row in get_method("lftf").report_rows(axis)}
-    return {label: rows[label].config_overrides(ReportSettings(), axis) for label in LABELS}
+    return {label: rows[label].config_overrides(LFTFReportOptions(), axis) for label in LABELS}
 
 
 def main() -> None:

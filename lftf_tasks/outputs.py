@@ -141,7 +141,12 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False):
 def render_template(path: Path, **context) -> str:
     """A Jinja template file rendered strictly: a name it uses and is not given is an error,
     not an empty string in a written file."""
+    return render_template_text(Path(path).read_text(encoding="utf-8"), **context)
+
+
+def render_template_text(text: str, **context) -> str:
+    """A Jinja template's text rendered strictly (see ``render_template``)."""
     import jinja2
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(Path(path).read_text(encoding="utf-8")).render(**context)
+    return env.from_string(text).render(**context)

@@ -28,6 +28,7 @@ _API = {
     "Adapted": "lftf_train.registry",
     "Context": "lftf_train.registry",
     "ReportRow": "lftf_train.registry",
+    "ReportPart": "lftf_train.registry",
     "register_method": "lftf_train.registry",
 }
 __all__ = sorted(_API)

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(report, LocateConfig)
     _output_flags(report)
     add_config_flags(report, ReportSettings, groups={"report"})
+    for method in methods().values():  # each method's own report flags, in its own group
+        if method.report.options:
+            add_config_flags(report, method.report.options)
     _evaluation_flags(report, with_evaluate=False)
     return parser
 

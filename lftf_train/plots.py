@@ -1,5 +1,6 @@
-"""Figures (PNG, matplotlib): BMI per block (the paper's Figure 2), locators side by side,
-training curves, bias case studies and the knowledge editors' edits."""
+"""Figures (PNG, matplotlib) every method shares: BMI per block (the paper's Figure 2),
+locators side by side, training curves, bias case studies, the transfer figure. A method's
+own figures live in its folder and save through ``save``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: Path, footer: str) -> Path:
+def save(fig, path: Path, footer: str) -> Path:
     """Every figure carries a footer saying what made it (package, model, seed, date)."""
     if footer:
         fig.text(0.01, 0.005, footer, fontsize=6, color="dimgray")
@@ -48,7 +49,7 @@ def plot_bmi(scores: dict[str, list[float]], path: Path, title: str, footer: str
         ax.set_xticks(range(n_blocks), [str(i) for i in range(n_blocks)], fontsize=7)
         ax.set_title(f"source: {source} (top block {top}, BMI {row[top]:.3f})", fontsize=9)
     axes[-1].set_xlabel("block (0-based)")
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_locators(
@@ -82,7 +83,7 @@ def plot_locators(
         ax.set_ylabel("score")
         ax.set_title(f"locator: {locator} (top block {top}, {row[top]:.3g})", fontsize=9)
     fig.suptitle(title)
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_history(history: list[dict], path: Path, title: str, axis, footer: str = "") -> Path:
@@ -101,7 +102,7 @@ def plot_history(history: list[dict], path: Path, title: str, axis, footer: str 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, axis, footer: str = "") -> Path:
@@ -119,7 +120,7 @@ def plot_sweep(runs: dict[str, list[dict]], path: Path, title: str, axis, footer
         ax.grid(alpha=0.3)
     left.legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_case_study(
@@ -146,7 +147,7 @@ def plot_case_study(
     axes[0].set_ylabel("mean over the bias templates")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_per_profession(
@@ -177,7 +178,7 @@ def plot_per_profession(
     ax.set_ylabel(f"{after_label}: mean {gap}")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path, footer)
+    return save(fig, path, footer)
 
 
 def plot_transfer(
@@ -208,91 +209,4 @@ def plot_transfer(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path, footer)
-
-
-def plot_dama_sweep(
-    sweep: list[dict], original: dict, path: Path, title: str, axis, footer: str = ""
-) -> Path:
-    """DAMA's dev sweep: each dev metric against the rank, one line per layer set, the
-    original model dashed."""
-    m = axis.metrics
-    keys = ["a_s", "a_s_relative", m["bias"], m["mass"], m["hint"]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4))
-    sets = []
-    for entry in sweep:
-        if entry["layers"] not in sets:
-            sets.append(entry["layers"])
-    for ax, key in zip(axes, keys):
-        for layers in sets:
-            rows = [e for e in sweep if e["layers"] == layers]
-            label = f"blocks {layers[0]}-{layers[-1]}" if len(layers) > 1 else f"block {layers[0]}"
-            ax.plot(
-                [e["rank"] for e in rows], [e["dev"][key] for e in rows], marker="o", label=label
-            )
-        ax.axhline(original[key], color="gray", ls="--", lw=1, label="original")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("rank k")
-        ax.set_title(f"dev {key}", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
-    return _save(fig, path, footer)
-
-
-def rolling_mean(values, window: int) -> np.ndarray:
-    """The mean of each value and the ``window - 1`` before it (fewer at the start)."""
-    values = np.asarray(values, dtype=float)
-    sums = np.cumsum(np.concatenate([[0.0], values]))
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (sums[ends] - sums[starts]) / (ends - starts)
-
-
-def plot_edit_trajectory(edits: dict[str, list[dict]], path: Path, title: str, footer="") -> Path:
-    """Per editor, along its sequence of edits: P(target) on each request's prompt just
-    before and just after its own edit (rolling means). A before-curve that climbs means
-    the earlier edits already moved the later prompts: the edits generalise."""
-    fig, axes = plt.subplots(1, len(edits), figsize=(4.2 * len(edits), 3.4), squeeze=False)
-    for ax, (name, records) in zip(axes[0], edits.items()):
-        window = max(1, len(records) // 20)
-        x = np.arange(1, len(records) + 1)
-        for key, label in (("p_target_before", "before its edit"), ("p_target_after", "after")):
-            ax.plot(x, rolling_mean([r[key] for r in records], window), label=label)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("edit")
-        ax.set_ylabel(f"P(target), mean of {window}")
-        ax.set_title(f"{name}: {len(records)} edits", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title)
-    return _save(fig, path, footer)
-
-
-def plot_mend_training(curve: list[dict], path: Path, title: str, footer: str = "") -> Path:
-    """MEND's training curve at each validation: on held-out requests, each edited alone,
-    P(target) before and after the edit and how often it became likelier (left); the
-    locality KL on held-out text and the train loss terms (right)."""
-    steps = [p["step"] for p in curve]
-    val = [p["val"] for p in curve]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.plot(steps, [v["p_before"] for v in val], "--", color="gray", label="P(target) before")
-    left.plot(steps, [v["p_after"] for v in val], "o-", label="P(target) after")
-    left.plot(steps, [v["likelier"] for v in val], "s-", label="share made likelier")
-    left.set_ylim(0, 1)
-    left.set_xlabel("training edits")
-    left.set_title("held-out edits", fontsize=9)
-    left.legend(fontsize=7)
-    right.plot(steps, [v["kl"] for v in val], "o-", label="held-out KL(original || edited)")
-    trained = [p for p in curve if p["train_kl"] is not None]  # step 0: not trained yet
-    right.plot(
-        [p["step"] for p in trained], [p["train_kl"] for p in trained], "--", label="train KL"
-    )
-    right.set_yscale("log")
-    right.set_xlabel("training edits")
-    right.set_title("locality", fontsize=9)
-    right.legend(fontsize=7)
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return _save(fig, path, footer)
+    return save(fig, path, footer)

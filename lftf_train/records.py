@@ -3,6 +3,7 @@ a locate report, each with the provenance footer its figures carry."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lftf_tasks.outputs import provenance, write_json
@@ -11,6 +12,11 @@ from lftf_train.config import BMI_SOURCES
 
 RECORD_FILE = "lftf_run.json"
 CONFIG_FILE = "lftf_config.json"
+
+
+def slug(name: str) -> str:
+    """A row label as a folder name: 'LFTF (dev-tuned)' -> 'lftf_dev_tuned'."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def footer(info: dict, seed: int) -> str:

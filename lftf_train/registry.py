@@ -14,6 +14,7 @@ read.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,17 +27,37 @@ ENTRY_POINTS = "lftf.methods"
 @dataclass(frozen=True)
 class ReportRow:
     """One row of ``lftf-train report``: run ``method`` with the report's base config and
-    ``overrides(settings, axis)`` (a dict, or a function of the report's settings and the
-    axis); ``table`` 'main' or 'ablation'; ``not_run``: the reason a row is listed without
-    running."""
+    ``overrides(options, axis)`` (a dict, or a function of the method's report options, see
+    ``ReportPart``, and the axis); ``table`` 'main' or 'ablation'; ``not_run``: the reason a
+    row is listed without running. ``reference``: the row the ablations, the case study and
+    the per-subject figure set beside the original (one row of all methods'); ``in_figures``:
+    drawn beside the original in the report's transfer figure."""
 
     label: str
     overrides: dict | Callable[[Any, Any], dict] = field(default_factory=dict)
     table: str = "main"
     not_run: str | None = None
+    reference: bool = False
+    in_figures: bool = False
 
-    def config_overrides(self, settings, axis) -> dict:
-        return self.overrides(settings, axis) if callable(self.overrides) else self.overrides
+    def config_overrides(self, options, axis) -> dict:
+        return self.overrides(options, axis) if callable(self.overrides) else self.overrides
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """What a method brings to ``lftf-train report`` besides its rows, so that the report
+    itself names no method. ``options``: a dataclass of ``config.option`` fields, the
+    method's own `report` flags, whose instance its rows' overrides receive (a ``check(axis)``
+    method, if it has one, runs before any row); ``texts``: report.md's prose about its rows,
+    by section ('main', 'ablation'), each a Jinja template (a file or its text) rendered with
+    ``rows`` (its rows that ran, by label), ``options``, ``axis``, ``info`` (the report's
+    record) and ``span`` (blocks as '19-27'); ``figures(rows, folder, info, footer)``: draws
+    its figures into the report folder (``rows`` as for the texts)."""
+
+    options: type | None = None
+    texts: dict[str, Any] = field(default_factory=dict)
+    figures: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,7 @@ class Method:
     # ((label, axis) -> rows): rows whose labels depend on the axis, e.g. "w/o <group>"
     axis_rows: Callable | None = None
     aliases: tuple[str, ...] = ()  # other sub-command names
+    report: ReportPart = ReportPart()  # its report options, prose and figures
 
     def report_rows(self, axis) -> list[ReportRow]:
         return [*self.rows, *(self.axis_rows(axis) if self.axis_rows else [])]
@@ -98,17 +120,28 @@ def register_method(
     rows: tuple[ReportRow, ...] = (),
     axis_rows: Callable | None = None,
     aliases: tuple[str, ...] = (),
+    report: ReportPart | None = None,
 ) -> Method:
     """Register a debiasing method (PEFT's ``register_peft_method``); returns it."""
-    taken = {n for m in _METHODS.values() for n in (m.name, *m.aliases)} - {name}
-    clash = sorted(taken & {name, *aliases})
+    others = [m for m in _METHODS.values() if m.name != name]
+    clash = sorted({n for m in others for n in (m.name, *m.aliases)} & {name, *aliases})
     if clash:
         raise ValueError(f"method name(s) {clash} are already registered")
-    if any(m.config_cls is config_cls for m in _METHODS.values() if m.name != name):
+    if any(m.config_cls is config_cls for m in others):
         raise ValueError(f"{config_cls.__name__} is already the config of another method")
-    method = Method(name, config_cls, apply, help, tuple(rows), axis_rows, tuple(aliases))
+    report = report or ReportPart()
+    flags = sorted(
+        set(_option_names(report)) & {f for m in others for f in _option_names(m.report)}
+    )
+    if flags:
+        raise ValueError(f"report option(s) {flags} are already another method's")
+    method = Method(name, config_cls, apply, help, tuple(rows), axis_rows, tuple(aliases), report)
     _METHODS[name] = method
     return method
+
+
+def _option_names(part: ReportPart) -> list[str]:
+    return [f.name for f in dataclasses.fields(part.options)] if part.options else []
 
 
 def unregister_method(name: str) -> None:

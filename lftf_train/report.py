@@ -1,12 +1,13 @@
 """lftf-train report: every registered method's rows on one model, in one output folder.
 
 The rows are a plan of (label, method, config overrides) that the methods register
-(``registry.ReportRow``); the built-ins give the paper's Tables 4, 6 and 8: the original
-model; LFTF with the paper's defaults and dev-tuned settings; FPFT; the prompt-based
-baseline PB; DAMA; the knowledge editors; the ablations w/o ATT, w/o MLP and w/o <group>.
-One function runs every row (``run_row``) through ``debias()``, saves its output as the CLI
-does, and scores it with lm-eval's own tasks from the saved adapter (``peft=``), exactly
-as a user would. The markdown's prose is the template ``templates/report.md.j2``.
+(``registry.ReportRow``): the original model, then every registered method's rows (the
+built-ins give the paper's Tables 4, 6 and 8). One function runs every row (``run_row``)
+through ``debias()``, saves its output as the CLI does, and scores it with lm-eval's own
+tasks from the saved adapter (``peft=``), exactly as a user would. The markdown is the
+template ``templates/report.md.j2``; what is said about a method's rows, its report flags
+and its figures come from the method itself (``registry.ReportPart``), so nothing here
+names a method.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import json
-import re
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lftf_tasks.axis import Axis
@@ -28,12 +27,13 @@ from lftf_tasks.outputs import (
     check_output_dir,
     provenance,
     render_template,
+    render_template_text,
     write_json,
 )
 from lftf_tasks.transfer import per_occupation_gap
 from lftf_train import capability, models, plots
 from lftf_train.api import debias
-from lftf_train.config import Checks, LocateConfig, _csv, option, train_requests
+from lftf_train.config import Checks, LocateConfig, _csv, option
 from lftf_train.evaluate import (
     SLOPE_COLUMNS,
     TRANSFER_COLUMNS,
@@ -47,10 +47,8 @@ from lftf_train.evaluate import (
     transfer_summary,
 )
 from lftf_train.locating import locate_blocks, ranking_key
-from lftf_train.methods.dama.config import DAMA_RANKS
-from lftf_train.methods.pb.config import PB_INSTRUCTION
 from lftf_train.prefix import PrefixCache
-from lftf_train.records import footer, write_locate_outputs
+from lftf_train.records import footer, slug, write_locate_outputs
 from lftf_train.registry import Context, Method, ReportRow, methods
 from lftf_train.scoring import score_prompts, target_token_ids
 from lftf_train.tables import comparison_table, markdown_table, span
@@ -58,9 +56,6 @@ from lftf_train.tables import comparison_table, markdown_table, span
 TEMPLATE = Path(__file__).parent / "templates" / "report.md.j2"
 CASE_STUDY = ("mobster", "nurse", "preacher", "caretaker", "footballer")
 ORIGINAL = "Original"
-TUNED = "LFTF (dev-tuned)"  # the row the ablations are compared with
-TRANSFER = "LFTF (split + KL + anchors)"  # our loss options (lftf/__init__.py ROWS)
-TRANSFER_FIGURE = (ORIGINAL, TUNED, TRANSFER)  # rows drawn in transfer.png
 CAPABILITY = [
     ("next_token_agreement", "next-token agreement ↑"),
     ("kl", "KL ↓"),
@@ -74,54 +69,14 @@ REPORT = "report"
 
 @dataclass
 class ReportSettings(Checks):
-    """What the rows' overrides read besides the base config (model, seed, dtype, BMI
-    source): each field is a `lftf-train report` flag."""
+    """What every row shares besides the base config (model, seed, dtype, BMI source): the
+    `lftf-train report` flags of group 'report', lm-eval's settings, and ``options``: each
+    method's own report options (``registry.ReportPart.options``), by method name."""
 
-    tuned_lr: float = option(
-        1e-4,
-        "learning rate of the 'dev-tuned' LFTF row and the ablations (chosen for SmolLM2 by "
-        "`lftf-train sweep`)",
-        group=REPORT,
-    )
-    tuned_epochs: int = option(7, "epochs of those rows", group=REPORT)
-    transfer_lr: float = option(
-        1e-4,
-        "learning rate of the 'LFTF (split + KL + anchors)' row: our loss options, beside the "
-        "paper's (bench/transfer_check.py compares them on the dev tasks)",
-        group=REPORT,
-    )
-    transfer_epochs: int = option(7, "epochs of that row", group=REPORT)
-    transfer_kl: float = option(1.0, "its KL weight (--kl-weight)", group=REPORT)
-    transfer_anchor: float = option(1.0, "its anchor weight (--anchor-weight)", group=REPORT)
-    fpft_lr: float | None = option(None, "FPFT learning rate (default: --tuned-lr)", group=REPORT)
-    fpft_epochs: int = option(1, "FPFT epochs", group=REPORT)
     seeds: object = option((1, 2, 3, 4, 5), "BMI robustness seeds", group=REPORT)
-    pb_instruction: str = option(PB_INSTRUCTION, "the PB baseline's instruction", group=REPORT)
-    dama_layers: str = option(
-        "auto", "blocks of the DAMA row (auto: 19-27 on SmolLM2's 30 blocks)", group=REPORT
-    )
-    dama_ranks: object = option(
-        DAMA_RANKS,
-        "rank of the DAMA row; several are chosen among on dev (what `lftf-train dama` chose "
-        "for SmolLM2)",
-        group=REPORT,
-    )
-    edit_limit: int = option(
-        6,
-        "sequential edits of each knowledge-editor row, 1..943 (CPU-sized; `lftf-train edit` "
-        "runs all 943); not --limit, which is lm-eval's docs per task",
-        group=REPORT,
-    )
-    mend_steps: int | None = option(
-        None,
-        "training edits of the MEND row's editor network (default: `lftf-train edit`'s); a "
-        "trained editor is cached and reused",
-        group=REPORT,
-    )
     rows: object = option(
         None,
-        "only these rows, comma-separated (e.g. 'ROME,MEMIT'; the rows are listed below); "
-        "the original always runs",
+        "only these rows, comma-separated (their labels, listed below); the original always runs",
         group=REPORT,
     )
     save_adapters: bool = option(
@@ -131,29 +86,35 @@ class ReportSettings(Checks):
     general_tasks: tuple = ()  # lm-eval tasks run in the same call, e.g. mmlu,hellaswag
     include_path: tuple | None = None  # a user's lm-eval task folders
     general_limit: int | dict | None = None  # the first N docs of each general subtask
+    options: dict = field(default_factory=dict)  # method name -> its report options
 
     def __post_init__(self) -> None:
         self.seeds = [int(s) for s in _csv(self.seeds)]
-        self.dama_ranks = [int(r) for r in _csv(self.dama_ranks)]
         self.rows = None if self.rows is None else list(_csv(self.rows))
         self.general_tasks = list(self.general_tasks)
         if not self.seeds:
             self._fail("seeds", "at least one seed, e.g. '1,2,3,4,5'")
-        if not self.dama_ranks or min(self.dama_ranks) < 1:
-            self._fail("dama_ranks", "projection ranks of 1 or more, e.g. '8' or '8,16,32'")
-        self._above_zero("tuned_lr", "transfer_lr")
-        self._positive("tuned_epochs", "transfer_epochs", "fpft_epochs")
-        self._non_negative("transfer_kl", "transfer_anchor")
-        if self.fpft_lr is not None:
-            self._above_zero("fpft_lr")
-        if self.mend_steps is not None:
-            self._positive("mend_steps")
+        for name, method in methods().items():  # every method's options, defaulted if not given
+            if method.report.options and name not in self.options:
+                self.options[name] = method.report.options()
 
     def check_counts(self, axis: Axis) -> None:
-        """Counts drawn from the axis's train split: 1..its size (943 for gender)."""
-        n = train_requests(axis)
-        why = f"the {axis.name} axis's train split has {n} requests; give 1..{n}"
-        self._count("edit_limit", n, why)
+        """What a method's options can only check against the axis (e.g. a count drawn from
+        its train split)."""
+        for options in self.options.values():
+            if hasattr(options, "check"):
+                options.check(axis)
+
+
+def method_options(args) -> dict:
+    """Each method's report options from the parsed flags (those not given: defaults)."""
+    found = {}
+    for name, method in methods().items():
+        if method.report.options:
+            names = {f.name for f in dataclasses.fields(method.report.options)}
+            given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+            found[name] = method.report.options(**given)
+    return found
 
 
 def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings:
@@ -169,6 +130,7 @@ def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     settings = ReportSettings(
         **given,
+        options=method_options(args),
         limit=evaluation.limit,
         general_tasks=evaluation.general_tasks,
         include_path=evaluation.include_path,
@@ -180,10 +142,6 @@ def settings_from_args(args, config: LocateConfig, evaluation) -> ReportSettings
     if unknown:
         raise ValueError(f"--rows: no row {unknown}; the rows are {', '.join(labels)}")
     return settings
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def plan(axis: Axis) -> list[tuple[ReportRow, Method | None]]:
@@ -202,7 +160,7 @@ def row_labels(axis: Axis | None = None) -> list[str]:
 
 def row_config(base: LocateConfig, method: Method, overrides: dict):
     """A row's config: the base config's fields that the row's method has (the run fields;
-    for LFTF the locating fields too), then the row's overrides."""
+    for a method that locates, the locating fields too), then the row's overrides."""
     names = {f.name for f in dataclasses.fields(method.config_cls)}
     values = {k: v for k, v in base.to_dict().items() if k in names}
     return method.config_cls(**{**values, **overrides})
@@ -225,7 +183,7 @@ def per_profession_gap(samples: dict, axis: Axis) -> dict[str, float]:
 
 
 def _prompt_prefix(samples: dict, axis: Axis) -> str:
-    """The text lm-eval put before the prompt (the PB instruction and its delimiter)."""
+    """The text lm-eval put before the prompt (a system instruction and its delimiter)."""
     s = samples[axis.hint_task][0]
     context, prompt = s["arguments"][0][0], s["doc"]["prompt"]  # (context, " he") request
     return context[: context.rindex(prompt)]
@@ -385,7 +343,8 @@ def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict]:
         if wanted is not None and row.label not in wanted and method is not None:
             continue
         try:
-            overrides = row.config_overrides(shared.settings, shared.axis)
+            options = shared.settings.options.get(method.name) if method else None
+            overrides = row.config_overrides(options, shared.axis)
             config = method and row_config(shared.config, method, overrides)
         except ValueError as err:  # a method whose config refuses this axis says why
             rows[row.label] = {"status": f"not run: {err}"}
@@ -405,13 +364,33 @@ def _run_rows(shared: _Shared, folder: Path, log) -> tuple[dict, dict]:
     return rows, figures
 
 
+def reference_row(axis: Axis) -> str | None:
+    """The row the ablations, the case study and the per-subject figure set beside the
+    original (the one a method marks ``reference``)."""
+    return next((row.label for row, _ in plan(axis) if row.reference), None)
+
+
+def figure_rows(axis: Axis) -> list[str]:
+    """The rows drawn in the transfer figure: the original and those marked ``in_figures``."""
+    return [ORIGINAL, *[row.label for row, _ in plan(axis) if row.in_figures]]
+
+
+def method_rows(rows: dict) -> dict[str, dict]:
+    """{method name: {label: row}} of the rows that ran."""
+    found = defaultdict(dict)
+    for label, row in rows.items():
+        if row.get("method") and row["status"] == "ok":
+            found[row["method"]][label] = row
+    return found
+
+
 def _write_report_files(folder: Path, info, settings, axis, figures: dict) -> None:
     write_json(folder / "report.json", info)
     write_csv(folder / "results.csv", info["rows"], info, axis)
     note = footer(info, info["seed"])
-    case, gaps = figures["case"], figures["gaps"]
+    case, gaps, reference = figures["case"], figures["gaps"], reference_row(axis)
     occupations = {
-        k: figures["occupations"][k] for k in TRANSFER_FIGURE if figures["occupations"].get(k)
+        k: figures["occupations"][k] for k in figure_rows(axis) if figures["occupations"].get(k)
     }
     if len(occupations) > 1:
         plots.plot_transfer(
@@ -420,33 +399,27 @@ def _write_report_files(folder: Path, info, settings, axis, figures: dict) -> No
             title=f"Winogender: gap against the labour market, {info['model']}",
             footer=note,
         )
-    tuned = TUNED
     plots.plot_case_study(
-        {k: case[k] for k in (ORIGINAL, tuned) if k in case},
+        {k: case[k] for k in (ORIGINAL, reference) if k in case},
         folder / "case_study.png",
         title=f"Case study: {info['model']}",
         labels=axis.labels,
         footer=note,
     )
-    edits = {
-        name: json.loads((folder / "rows" / slug(name) / "edits.json").read_text())["edits"]
-        for name in _editor_rows(info["rows"])
-    }
-    if edits:
-        plots.plot_edit_trajectory(
-            edits, folder / "edits.png", title=f"Sequential edits: {info['model']}", footer=note
+    ran = method_rows(info["rows"])
+    for name, method in methods().items():
+        if method.report.figures and ran.get(name):
+            method.report.figures(ran[name], folder, info, note)
+    if reference in gaps:  # not in a report of some rows only
+        plots.plot_per_profession(
+            gaps[ORIGINAL],
+            gaps[reference],
+            folder / "per_profession.png",
+            title=f"Bias per profession: {info['model']}",
+            after_label=reference,
+            labels=axis.labels,
+            footer=note,
         )
-    if tuned not in gaps:  # a report of some rows only
-        return (folder / "report.md").write_text(render_markdown(info, settings, axis))
-    plots.plot_per_profession(
-        gaps[ORIGINAL],
-        gaps[tuned],
-        folder / "per_profession.png",
-        title=f"Bias per profession: {info['model']}",
-        after_label=tuned,
-        labels=axis.labels,
-        footer=note,
-    )
     (folder / "report.md").write_text(render_markdown(info, settings, axis))
 
 
@@ -510,11 +483,6 @@ def _robustness_table(bmi: dict) -> str:
     return markdown_table(["BMI source", "mean per-block variance", "top block per seed"], lines)
 
 
-def _editor_rows(rows: dict) -> dict:
-    """The rows the knowledge editors ran, by label."""
-    return {n: r for n, r in rows.items() if r.get("method") == "edit" and r["status"] == "ok"}
-
-
 def local_capability() -> bool:
     from lftf_tasks import capability as local
 
@@ -530,7 +498,7 @@ def report_tables(info: dict, axis: Axis) -> dict[str, str]:
     mmlu_cols = [(k, label) for k, label in MMLU_COLUMNS if any(k in r for r in rows.values())]
     planned = plan(axis)
     main = [row.label for row, _ in planned if row.table == "main"]
-    ablations = [TUNED, *[row.label for row, _ in planned if row.table == "ablation"]]
+    ablations = [reference_row(axis), *[row.label for row, _ in planned if row.table == "ablation"]]
 
     def table(names, columns):
         chosen = {rows[n].get("label", n): rows[n] for n in names if n in rows}
@@ -547,6 +515,20 @@ def report_tables(info: dict, axis: Axis) -> dict[str, str]:
     }
 
 
+def method_texts(info: dict, settings: ReportSettings, axis: Axis) -> dict[str, list[str]]:
+    """{section: [each method's prose about its rows that ran]}, from its ReportPart.texts."""
+    ran, texts = method_rows(info["rows"]), defaultdict(list)
+    for name, method in methods().items():
+        for section, source in method.report.texts.items():
+            if ran.get(name):
+                text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
+                context = {"rows": ran[name], "options": settings.options.get(name)}
+                texts[section].append(
+                    render_template_text(text, **context, axis=axis, info=info, span=span)
+                )
+    return texts
+
+
 def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
     rows = info["rows"]
     tables = report_tables(info, axis)
@@ -556,9 +538,8 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         info=info,
         settings=settings,
         axis=axis,
-        loss="-" + " - ".join(f"log P({t}|p)" for t in axis.labels),
-        tuned=rows.get(TUNED, {}).get("config", {"lr": "–", "epochs": "–"}),
-        fpft=rows.get("FPFT", {}).get("config", {"lr": "–", "epochs": "–"}),
+        texts=method_texts(info, settings, axis),
+        reference=reference_row(axis),
         main_table=tables["main"],
         not_run={k: v.removeprefix("not run: ") for k, v in not_run.items()},
         n_neutral=len(capability.neutral_prompts()),
@@ -568,10 +549,7 @@ def render_markdown(info: dict, settings: ReportSettings, axis: Axis) -> str:
         ablation_table=tables["ablation"],
         slope_table=tables["slopes"],
         transfer_table=tables["transfer"],
-        transfer_figure=[k for k in TRANSFER_FIGURE if "winogender_bls_slope" in rows.get(k, {})],
-        dama=rows.get("DAMA", {}),
-        editors=_editor_rows(rows),
-        dama_blocks=span(rows["DAMA"]["layers"]) if "layers" in rows.get("DAMA", {}) else "",
+        transfer_figure=[k for k in figure_rows(axis) if "winogender_bls_slope" in rows.get(k, {})],
         cost_table=_cost_table(rows),
         bmi=info["bmi"],
         robustness_table=_robustness_table(info["bmi"]),

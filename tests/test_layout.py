@@ -2,6 +2,7 @@
 on a screen (generated text comes from templates, not long f-strings)."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,19 @@ def test_functions_fit_on_a_screen(path):
         if isinstance(node, ast.FunctionDef):
             lines = node.end_lineno - node.lineno + 1
             assert lines <= 60, f"{node.name} has {lines} lines"
+
+
+def test_the_report_and_the_shared_figures_name_no_method():
+    """What a method brings to the report lives in its folder (registry.ReportPart): the
+    report's code, template and shared figures name no row and no method."""
+    from lftf_tasks.axis import load_axis
+    from lftf_train.registry import methods
+    from lftf_train.report import plan
+
+    labels = {row.label for row, method in plan(load_axis("gender")) if method is not None}
+    names = {m.name for m in methods().values()} - {"lftf"}  # "lftf" is the package's name too
+    assert {"FPFT", "DAMA", "MEMIT", "w/o he"} <= labels and {"pb", "dama", "edit"} <= names
+    for rel in ("lftf_train/report.py", "lftf_train/plots.py", "lftf_train/templates/report.md.j2"):
+        text = (ROOT / rel).read_text(encoding="utf-8")
+        assert [label for label in labels if label in text] == [], rel
+        assert [n for n in names if re.search(rf"\b{re.escape(n)}\b", text, re.I)] == [], rel

@@ -67,11 +67,17 @@ COUNT = "the gender axis's train split has 943 requests; give 1..943"
 def _configs():
     from lftf_train.config import LocateConfig
     from lftf_train.evaluate import Evaluation
+    from lftf_train.methods.dama import DAMAReportOptions
     from lftf_train.methods.dama.config import DAMAConfig
     from lftf_train.methods.edit.config import EditConfig
+    from lftf_train.methods.edit.report import EditReportOptions
+    from lftf_train.methods.lftf.report import LFTFReportOptions
     from lftf_train.report import ReportSettings
 
     return {
+        "LFTFReportOptions": LFTFReportOptions,
+        "DAMAReportOptions": DAMAReportOptions,
+        "EditReportOptions": EditReportOptions,
         "LFTFConfig": LFTFConfig,
         "LocateConfig": LocateConfig,
         "DAMAConfig": DAMAConfig,
@@ -115,11 +121,12 @@ def _configs():
         ("LFTFConfig", {"lora_alpha": 0}, "LFTFConfig.lora_alpha: "),
         ("LFTFConfig", {"lora_dropout": 1.0}, "LFTFConfig.lora_dropout: "),
         ("LFTFConfig", {"lr": float("nan")}, "LFTFConfig.lr: "),
-        ("ReportSettings", {"tuned_epochs": 0}, "ReportSettings.tuned_epochs: "),
-        ("ReportSettings", {"fpft_lr": 0.0}, "ReportSettings.fpft_lr: "),
-        ("ReportSettings", {"transfer_kl": -1}, "ReportSettings.transfer_kl: "),
-        ("ReportSettings", {"dama_ranks": "0"}, "ReportSettings.dama_ranks: "),
-        ("ReportSettings", {"mend_steps": 0}, "ReportSettings.mend_steps: "),
+        ("LFTFReportOptions", {"tuned_epochs": 0}, "LFTFReportOptions.tuned_epochs: "),
+        ("LFTFReportOptions", {"fpft_lr": 0.0}, "LFTFReportOptions.fpft_lr: "),
+        ("LFTFReportOptions", {"transfer_kl": -1}, "LFTFReportOptions.transfer_kl: "),
+        ("DAMAReportOptions", {"dama_ranks": "0"}, "DAMAReportOptions.dama_ranks: "),
+        ("EditReportOptions", {"mend_steps": 0}, "EditReportOptions.mend_steps: "),
+        ("ReportSettings", {"seeds": ""}, "ReportSettings.seeds: "),
         ("Evaluation", {"limit": 0}, "Evaluation.limit: lm-eval's docs per task"),
     ],
 )
@@ -130,11 +137,15 @@ def test_values_that_cannot_be_meant_are_refused_naming_the_field(name, kwargs, 
 
 def test_the_report_s_edit_limit_is_a_count_of_the_train_split():
     from lftf_tasks.axis import load_axis
+    from lftf_train.methods.edit.report import EditReportOptions
     from lftf_train.report import ReportSettings
 
-    ReportSettings(edit_limit=943).check_counts(load_axis("gender"))
-    with pytest.raises(ValueError, match=re.escape(f"ReportSettings.edit_limit: {COUNT}")):
-        ReportSettings(edit_limit=944).check_counts(load_axis("gender"))
+    def settings(n):
+        return ReportSettings(options={"edit": EditReportOptions(edit_limit=n)})
+
+    settings(943).check_counts(load_axis("gender"))
+    with pytest.raises(ValueError, match=re.escape(f"EditReportOptions.edit_limit: {COUNT}")):
+        settings(944).check_counts(load_axis("gender"))
 
 
 def test_counts_up_to_the_train_split_are_accepted():

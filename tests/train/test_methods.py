@@ -172,8 +172,8 @@ def test_dama_removes_the_values_of_the_axis_words():
 
 @pytest.fixture
 def toy_method():
-    """The README's method of one's own (it scales the head's logits), registered from
-    outside the package by running the README's code block as written."""
+    """The method of one's own in docs/methods/custom.md (it scales the head's logits),
+    registered from outside the package by running that page's code block as written."""
     namespace = {"__name__": "readme_scale_logits"}
     exec(readme_python_example("register_method"), namespace)
     yield namespace["ScaleLogitsConfig"]
@@ -205,18 +205,22 @@ def test_a_registered_method_is_a_report_row(toy_method, tiny_llama, tmp_path, c
     out = tmp_path / "report"
     code, usage, _ = run_cli(capsys, "report", "--help")
     assert code == 0 and "Scale logits" in " ".join(usage.split())  # --help lists the rows
+    assert "report: Scale logits row" in usage and "--report-factor" in usage  # its own flag
     argv = ["report", "--model", path, "--rows", "Scale logits", "--limit", "8", "--seeds", "1"]
-    argv += ["--general-tasks", "none"]
+    argv += ["--general-tasks", "none", "--report-factor", "0.3"]
     code, _, err = run_cli(capsys, *argv, "--output-dir", out)
     assert code == 0, err[-3000:]
     with open(out / "results.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     assert rows["Scale logits"]["status"] == "ok"
-    assert rows["Scale logits"]["settings"] == "logits x 0.25"
+    assert rows["Scale logits"]["settings"] == "logits x 0.3"  # the flag reached the row
     assert rows["Scale logits"]["afgb_avg"] != rows["Original"]["afgb_avg"]
-    assert "| Scale logits |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| Scale logits |" in report
+    assert "Scale logits multiplies every logit by 0.3." in report  # its paragraph
+    assert "(scale_logits.png)" in report and (out / "scale_logits.png").stat().st_size > 0
     record = json.loads((out / "rows" / "scale_logits" / "lftf_run.json").read_text())
-    assert record["method"] == "scale-logits" and record["config"]["factor"] == 0.25
+    assert record["method"] == "scale-logits" and record["config"]["factor"] == 0.3
     code, _, err = run_cli(capsys, "report", "--model", path, "--rows", "Nope", "--output-dir", out)
     assert code == 2 and "Scale logits" in err  # the error lists the rows, the toy's too
 

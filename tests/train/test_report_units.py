@@ -6,8 +6,9 @@ import statistics
 import pytest
 
 from lftf_tasks.axis import load_axis
-from lftf_train import plots
 from lftf_train.config import LocateConfig
+from lftf_train.methods.edit import plots as edit_plots
+from lftf_train.methods.lftf.report import LFTFReportOptions
 from lftf_train.methods.pb import PB_INSTRUCTION
 from lftf_train.registry import methods
 from lftf_train.report import (
@@ -23,14 +24,14 @@ from lftf_train.report import (
 
 def _planned(axis_name: str = "gender", **settings) -> dict:
     """label -> (method, row, the row's config, or the error its method refuses with)."""
-    axis, s = load_axis(axis_name), ReportSettings(**settings)
+    axis, s = load_axis(axis_name), ReportSettings(options={"lftf": LFTFReportOptions(**settings)})
     base, rows = LocateConfig(axis=axis_name), {}
     for row, method in plan(axis):
         try:
             config = (
                 method
                 and not row.not_run
-                and row_config(base, method, row.config_overrides(s, axis))
+                and row_config(base, method, row.config_overrides(s.options.get(method.name), axis))
             )
         except ValueError as err:
             config = err
@@ -153,17 +154,20 @@ def test_csv_has_deltas_against_the_original_and_marks_rows_not_run(tmp_path):
 
 
 def test_the_edit_trajectory_plots_rolling_means_of_each_editors_records(monkeypatch, tmp_path):
-    assert plots.rolling_mean([1, 3, 5, 7], 2).tolist() == [1, 2, 4, 6]
-    assert plots.rolling_mean([2, 4], 5).tolist() == [2, 3]
+    assert edit_plots.rolling_mean([1, 3, 5, 7], 2).tolist() == [1, 2, 4, 6]
+    assert edit_plots.rolling_mean([2, 4], 5).tolist() == [2, 3]
     records = [{"p_target_before": i / 40, "p_target_after": 1 - i / 80} for i in range(40)]
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path, footer: figures.append(fig))
-    plots.plot_edit_trajectory({"ROME": records, "MEMIT": records[:20]}, tmp_path / "e.png", "t")
+    monkeypatch.setattr(edit_plots, "save", lambda fig, path, footer: figures.append(fig))
+    edit_plots.plot_edit_trajectory(
+        {"ROME": records, "MEMIT": records[:20]}, tmp_path / "e.png", "t"
+    )
     (fig,) = figures
     rome, memit = fig.axes
     before, after = (line.get_ydata() for line in rome.get_lines())
     assert (
-        before.tolist() == plots.rolling_mean([r["p_target_before"] for r in records], 2).tolist()
+        before.tolist()
+        == edit_plots.rolling_mean([r["p_target_before"] for r in records], 2).tolist()
     )
     assert after[-1] == pytest.approx(
         (records[-1]["p_target_after"] + records[-2]["p_target_after"]) / 2

@@ -3,10 +3,9 @@ projections applied; the edited down-projections become a PEFT adapter."""
 
 from __future__ import annotations
 
-from lftf_train import plots
 from lftf_train.adapters import wrap_edited
 from lftf_train.editing import corpus, mlp_out_name, read_corpus, second_moments
-from lftf_train.methods.dama import dama
+from lftf_train.methods.dama import dama, plots
 from lftf_train.methods.dama.config import DAMAConfig
 from lftf_train.records import footer
 from lftf_train.registry import Adapted, Context

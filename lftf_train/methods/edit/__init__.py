@@ -7,13 +7,14 @@ import functools
 from lftf_train.methods.edit.config import EditConfig
 from lftf_train.methods.edit.editors import EDITORS
 from lftf_train.methods.edit.method import apply
+from lftf_train.methods.edit.report import REPORT
 from lftf_train.registry import ReportRow, register_method
 
 
-def _row(editor: str, settings, axis) -> dict:
+def _row(editor: str, options, axis) -> dict:
     """A report row's overrides: the editor, the report's --edit-limit (and --mend-steps)."""
-    steps = getattr(settings, "mend_steps", None) if editor == "mend" else None
-    return {"editor": editor, "edits": settings.edit_limit} | (
+    steps = options.mend_steps if editor == "mend" else None
+    return {"editor": editor, "edits": options.edit_limit} | (
         {"mend_steps": steps} if steps else {}
     )
 
@@ -26,6 +27,7 @@ register_method(
     "to the axis's train requests, one edit after another, as the paper's Table 3; saves a "
     "PEFT adapter and edits.json",
     rows=tuple(ReportRow(e.label, functools.partial(_row, name)) for name, e in EDITORS.items()),
+    report=REPORT,
 )
 
 __all__ = ["EDITORS", "EditConfig", "apply"]

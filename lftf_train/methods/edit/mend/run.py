@@ -9,8 +9,8 @@ import random
 
 import torch
 
-from lftf_train import plots
 from lftf_train.editing import frozen
+from lftf_train.methods.edit import plots
 from lftf_train.methods.edit.mend import store
 from lftf_train.methods.edit.mend.editor import MENDEditor, apply_updates, edit_factors
 from lftf_train.methods.edit.mend.factors import edited_modules, weight_shape
