@@ -17,13 +17,10 @@ from torch import nn
 
 from lftf_tasks.axis import Axis
 from lftf_train import data
+from lftf_train.capture import module_inputs
 from lftf_train.families import block_parts, max_positions, text_config
 from lftf_train.models import cache_root
 from lftf_train.scoring import encode, word_token_id
-
-
-class _Stop(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -155,26 +152,13 @@ def inputs_at(model, module: nn.Module, batches, offsets: list[int]) -> torch.Te
     from the end is the same with or without padding); ``offsets`` gives, per prompt, that
     position as a negative index (-1: the last token). Returns (prompts, features), float32.
     """
-    captured = []
-
-    def grab(mod, args, kwargs):
-        captured.append((args[0] if args else kwargs["hidden_states"]).detach())
-        raise _Stop
-
-    handle = module.register_forward_pre_hook(grab, with_kwargs=True)
     out, seen = [], 0
-    try:
-        for batch in batches:
-            try:
-                model(**batch, use_cache=False)
-            except _Stop:
-                pass
-            rows = per_prompt(captured.pop(), len(next(iter(batch.values()))))  # batch size
-            index = torch.tensor(offsets[seen : seen + len(rows)], device=rows.device)
-            out.append(rows[torch.arange(len(rows), device=rows.device), index].float().cpu())
-            seen += len(rows)
-    finally:
-        handle.remove()
+    for batch in batches:
+        (inputs,) = module_inputs(model, [module], batch)
+        rows = per_prompt(inputs.detach(), len(next(iter(batch.values()))))  # batch size
+        index = torch.tensor(offsets[seen : seen + len(rows)], device=rows.device)
+        out.append(rows[torch.arange(len(rows), device=rows.device), index].float().cpu())
+        seen += len(rows)
     return torch.cat(out)
 
 
@@ -192,32 +176,16 @@ def second_moments(model, tokenizer, texts: list[str], layers: list[int], max_to
     max_tokens = min(max_tokens, max_positions(model) or max_tokens)
     modules = {layer: mlp_out(model, layer) for layer in layers}
     device = next(model.parameters()).device
-    totals, count, seen = {}, 0, {}
-
-    def grab(layer):
-        def hook(mod, args):
-            seen[layer] = per_prompt(args[0], 1)[0].double().cpu()
-            if len(seen) == len(modules):
-                raise _Stop
-
-        return hook
-
-    handles = [m.register_forward_pre_hook(grab(layer)) for layer, m in modules.items()]
-    try:
-        for text in texts:
-            ids = tokenizer(text, add_special_tokens=False).input_ids
-            for start in range(0, len(ids), max_tokens):
-                seen.clear()
-                try:
-                    model(input_ids=torch.tensor([ids[start : start + max_tokens]], device=device))
-                except _Stop:
-                    pass
-                for layer, keys in seen.items():
-                    totals[layer] = keys.T @ keys + totals.get(layer, 0)
-                count += len(next(iter(seen.values())))
-    finally:
-        for handle in handles:
-            handle.remove()
+    totals, count = {}, 0
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        for start in range(0, len(ids), max_tokens):
+            window = torch.tensor([ids[start : start + max_tokens]], device=device)
+            inputs = module_inputs(model, list(modules.values()), {"input_ids": window})
+            for layer, x in zip(modules, inputs):
+                keys = per_prompt(x, 1)[0].double().cpu()
+                totals[layer] = keys.T @ keys + totals.get(layer, 0)
+            count += len(keys)
     dim = next(iter(totals.values())).shape[0]
     if count < dim:  # C would be singular and every solve against it arbitrary
         raise ValueError(

@@ -18,12 +18,9 @@ from torch import nn
 
 from lftf_tasks.axis import Axis
 from lftf_train.blocks import decoder_layers, text_config
+from lftf_train.capture import module_inputs
 from lftf_train.data import training_prompts
 from lftf_train.scoring import encode, group_logprobs
-
-
-class _StopForward(Exception):
-    pass
 
 
 @torch.no_grad()
@@ -31,25 +28,12 @@ def block_inputs(model, tokenizer, prompts: list[str], block: int, batch_size: i
     """The hidden state entering ``block`` for each prompt: a list of (tokens, hidden)."""
     _, _, _, layers = decoder_layers(model)
     device = next(model.parameters()).device
-    captured = {}
-
-    def stop(module, args, kwargs):
-        captured["hidden"] = args[0] if args else kwargs["hidden_states"]
-        raise _StopForward
-
-    handle = layers[block].register_forward_pre_hook(stop, with_kwargs=True)
     states = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            batch = encode(tokenizer, prompts[i : i + batch_size], device)
-            try:
-                model(**batch, use_cache=False)
-            except _StopForward:
-                pass
-            for row, mask in zip(captured["hidden"], batch["attention_mask"]):
-                states.append(row[mask.bool()].detach().clone())
-    finally:
-        handle.remove()
+    for i in range(0, len(prompts), batch_size):
+        batch = encode(tokenizer, prompts[i : i + batch_size], device)
+        (hidden,) = module_inputs(model, [layers[block]], batch)
+        for row, mask in zip(hidden, batch["attention_mask"]):
+            states.append(row[mask.bool()].detach().clone())
     return states
 
 
