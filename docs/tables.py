@@ -100,13 +100,3 @@ def transfer_check(model: str) -> str:
     """bench/transfer_check.py's table: the loss options on the dev tasks."""
     return _bench_module("transfer_check").table(_json(BENCH / f"transfer_check_{model}.json"))
 
-
-def before_after(model: str) -> str:
-    """`lftf-train run`'s lm-eval before and after (its record's ``evaluation``), committed as
-    docs/results/<model>/lftf_run.json: the bias columns, MMLU and the transfer benchmarks."""
-    record = _json(RESULTS / model / "lftf_run.json")
-    rows = record["evaluation"]["rows"]
-    columns = [
-        (k, label) for k, label in HEADLINE_COLUMNS[:6] if all(k in r for r in rows.values())
-    ]
-    return comparison_table(rows, columns, baseline="original", corner="")
