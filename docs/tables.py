@@ -99,4 +99,3 @@ def locator_check(model: str) -> str:
 def transfer_check(model: str) -> str:
     """bench/transfer_check.py's table: the loss options on the dev tasks."""
     return _bench_module("transfer_check").table(_json(BENCH / f"transfer_check_{model}.json"))
-
