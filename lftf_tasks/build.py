@@ -91,7 +91,7 @@ def data_card(
     n_his = sum(r["hint"] == "his" for r in hint)
     n_bls = len({r["profession"] for r in bias if r.get("bls_pct_female") is not None})
     return render_template(
-        PACKAGE_DIR / "templates" / "genbiaseval_card.md.j2",
+        Path(__file__).with_name("templates") / "genbiaseval_card.md.j2",
         seed=axis.seed,
         config_header=config_header(axis),
         templates=templates,

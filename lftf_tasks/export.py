@@ -19,7 +19,6 @@ from pathlib import Path
 from lftf_tasks import build
 from lftf_tasks.axis import Axis, AxisSpecError, data_files, load_axis
 from lftf_tasks.outputs import atomic_output_dir, provenance, render_template, write_json
-from lftf_tasks.paths import PACKAGE_DIR
 from lftf_tasks.reference import ReferenceDataError
 
 
@@ -33,7 +32,7 @@ def generic_card(axis: Axis) -> str:
         f"| {scale} | {a} | {b} | {c} |" for scale, (a, b, c) in axis.split_sizes.items()
     )
     return render_template(
-        PACKAGE_DIR / "templates" / "generic_card.md.j2",
+        Path(__file__).with_name("templates") / "generic_card.md.j2",
         axis=axis,
         groups=groups,
         templates=templates,

@@ -32,7 +32,6 @@ from lftf_tasks.outputs import (
     render_template,
     write_json,
 )
-from lftf_tasks.paths import PACKAGE_DIR
 from lftf_tasks.reference import ReferenceDataError
 
 DEFAULT_ORG = "lftf"
@@ -180,7 +179,7 @@ def task_readme(axis: Axis, org: str) -> str:
     slopes_text = _fit_metrics_text(axis)
     m = axis.metrics
     return render_template(
-        PACKAGE_DIR / "templates" / "upstream_README.md.j2",
+        Path(__file__).with_name("templates") / "upstream_README.md.j2",
         axis=axis,
         b=b,
         h=h,
